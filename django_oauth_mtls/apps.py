@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.core import checks
+
+
+class DjangoOAuthMTLSConfig(AppConfig):
+    name = "django_oauth_mtls"
+    label = "oauth_mtls"
+    verbose_name = "OAuth 2.0 mutual TLS"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks as mtls_checks
+
+        checks.register(mtls_checks.check_settings, checks.Tags.security)

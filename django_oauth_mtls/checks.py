@@ -1,0 +1,199 @@
+"""System checks for ``OAUTH2_MTLS`` (ids ``oauth_mtls.C/E/W###``, listed in ``docs/checks.md``).
+
+Misconfiguration here is a security problem more often than a crash: a certificate header read
+from anyone is a forged identity (RFC 9440 §4; Keycloak CVE-2024-10039).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Critical, Error, Warning
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS, SETTINGS_NAME, mtls_settings
+from .proxies import SOURCES
+
+MIDDLEWARE_PATH = "django_oauth_mtls.middleware.ClientCertificateMiddleware"
+FILE_SETTINGS = ("TRUSTED_CA_CERTIFICATES", "INTERMEDIATE_CERTIFICATES")
+CHOICES = {
+    "BOUND_TOKEN_WITHOUT_CERTIFICATE": ("error", "unbound"),
+    "REFRESH_TOKEN_BINDING": ("public", "all", "none"),
+}
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every rule on ``OAUTH2_MTLS``; each message has a stable id and a hint that says the fix."""
+    user = getattr(settings, SETTINGS_NAME, None)
+    if user is None:
+        return []
+    if not isinstance(user, dict):
+        return [Error(f"{SETTINGS_NAME} must be a dict.", id="oauth_mtls.E000")]
+    messages: list[CheckMessage] = []
+    messages += _check_keys(user)
+    messages += _check_source()
+    messages += _check_proxies(user)
+    messages += _check_files(user)
+    messages += _check_choices(user)
+    return messages
+
+
+def _check_keys(user: dict[str, Any]) -> list[CheckMessage]:
+    unknown = sorted(set(user) - set(DEFAULTS))
+    if not unknown:
+        return []
+    return [
+        Warning(
+            f"{SETTINGS_NAME} has unknown keys: {', '.join(unknown)}.",
+            hint="Check the spelling against the settings reference (docs/settings.md).",
+            id="oauth_mtls.W003",
+        )
+    ]
+
+
+def _check_source() -> list[CheckMessage]:
+    source = mtls_settings.CERTIFICATE_SOURCE
+    if source is None:
+        return []
+    messages: list[CheckMessage] = []
+    if source not in SOURCES:
+        try:
+            function = import_string(source) if "." in source else None
+        except ImportError:
+            function = None
+        if not callable(function):
+            return [
+                Error(
+                    f"{SETTINGS_NAME}['CERTIFICATE_SOURCE'] = {source!r} is neither a known source "
+                    "nor an importable callable. No client certificate will ever be read.",
+                    hint=f"Use one of {', '.join(sorted(SOURCES))}, or a dotted path to a callable "
+                    "(meta) -> DER bytes or None.",
+                    id="oauth_mtls.E001",
+                )
+            ]
+    gated = source not in SOURCES or SOURCES[source].gated
+    if gated and not mtls_settings.TRUSTED_PROXIES and not mtls_settings.TRUST_UNIX_SOCKET_PEERS:
+        messages.append(
+            Warning(
+                f"{SETTINGS_NAME}['CERTIFICATE_SOURCE'] is set but TRUSTED_PROXIES is empty, so no "
+                "certificate header will ever be accepted.",
+                hint="List the addresses your TLS-terminating proxy connects from, e.g. "
+                "['127.0.0.1/32'], or set TRUST_UNIX_SOCKET_PEERS for a unix-socket proxy.",
+                id="oauth_mtls.W001",
+            )
+        )
+    if MIDDLEWARE_PATH not in getattr(settings, "MIDDLEWARE", []):
+        messages.append(
+            Warning(
+                f"{MIDDLEWARE_PATH} is not in MIDDLEWARE.",
+                hint="Add it so views and the DRF classes see request.client_certificate.",
+                id="oauth_mtls.W002",
+            )
+        )
+    if mtls_settings.TRUST_PROXY_VERIFICATION and source in SOURCES:
+        spec = SOURCES[source]
+        has_verdict = spec.implicit_verified or spec.verify_header or mtls_settings.VERIFY_HEADER
+        if not has_verdict:
+            messages.append(
+                Error(
+                    f"TRUST_PROXY_VERIFICATION is on but the source {source!r} carries no verdict "
+                    "field, so no PKI client could ever authenticate.",
+                    hint="Set VERIFY_HEADER to the field your proxy writes its verdict to, or turn "
+                    "TRUST_PROXY_VERIFICATION off and configure TRUSTED_CA_CERTIFICATES.",
+                    id="oauth_mtls.E005",
+                )
+            )
+    return messages
+
+
+def _check_proxies(user: dict[str, Any]) -> list[CheckMessage]:
+    raw = user.get("TRUSTED_PROXIES", [])
+    if isinstance(raw, str) or not isinstance(raw, list | tuple):
+        return [
+            Error(
+                f"{SETTINGS_NAME}['TRUSTED_PROXIES'] must be a list of IP addresses or networks.",
+                hint='For example ["127.0.0.1/32", "::1/128"].',
+                id="oauth_mtls.E003",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for entry in raw:
+        try:
+            network = ipaddress.ip_network(str(entry).strip(), strict=False)
+        except ValueError:
+            messages.append(
+                Error(
+                    f"{SETTINGS_NAME}['TRUSTED_PROXIES'] entry {entry!r} is not an IP address or "
+                    "network; it is ignored.",
+                    hint='Write addresses or CIDR networks, e.g. "10.0.0.0/8".',
+                    id="oauth_mtls.E003",
+                )
+            )
+            continue
+        if network.prefixlen == 0:
+            messages.append(
+                Critical(
+                    f"{SETTINGS_NAME}['TRUSTED_PROXIES'] contains {entry!r}, which trusts every "
+                    "address. Any client can forge a certificate header and impersonate any "
+                    "mTLS client.",
+                    hint="List only the addresses your TLS-terminating proxy connects from.",
+                    id="oauth_mtls.C001",
+                )
+            )
+    return messages
+
+
+def _check_files(user: dict[str, Any]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    paths: list[tuple[str, str]] = []
+    for key in FILE_SETTINGS:
+        value = user.get(key) or []
+        if isinstance(value, str):
+            value = [value]
+        paths += [(key, str(path)) for path in value]
+    for key in ("RESOURCE_SERVER_CERTIFICATE",):
+        value = user.get(key)
+        if value:
+            paths += [(key, str(path)) for path in value]
+    if user.get("RESOURCE_SERVER_CA_BUNDLE"):
+        paths.append(("RESOURCE_SERVER_CA_BUNDLE", str(user["RESOURCE_SERVER_CA_BUNDLE"])))
+    for key, path in paths:
+        try:
+            with open(path, "rb") as handle:
+                content = handle.read()
+        except OSError as exc:
+            messages.append(
+                Error(
+                    f"{SETTINGS_NAME}['{key}'] names {path!r}, which cannot be read "
+                    f"({exc.strerror}).",
+                    hint="Check the path and the file's permissions for the app server's user.",
+                    id="oauth_mtls.E002",
+                )
+            )
+            continue
+        if b"-----BEGIN " not in content:
+            messages.append(
+                Error(
+                    f"{SETTINGS_NAME}['{key}'] names {path!r}, which holds no PEM data.",
+                    hint="Certificates and keys must be PEM files.",
+                    id="oauth_mtls.E002",
+                )
+            )
+    return messages
+
+
+def _check_choices(user: dict[str, Any]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for key, allowed in CHOICES.items():
+        if key in user and user[key] not in allowed:
+            messages.append(
+                Error(
+                    f"{SETTINGS_NAME}['{key}'] = {user[key]!r} is not one of {allowed}; the safest "
+                    "value is used instead.",
+                    hint=f"Choose one of {', '.join(allowed)}.",
+                    id="oauth_mtls.E006",
+                )
+            )
+    return messages

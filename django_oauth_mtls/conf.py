@@ -1,0 +1,195 @@
+"""Typed access to the ``OAUTH2_MTLS`` settings dict.
+
+Every property reads ``django.conf.settings`` at access time, never at import time, so
+``override_settings`` keeps working and a project can import this module before its settings
+are configured. Values are validated by the system checks in :mod:`django_oauth_mtls.checks`;
+at run time an odd value fails closed (e.g. a malformed ``TRUSTED_PROXIES`` entry trusts nobody).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+
+SETTINGS_NAME = "OAUTH2_MTLS"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Every key of the public contract with its default (``docs/api.md``).
+DEFAULTS: dict[str, Any] = {
+    "CERTIFICATE_SOURCE": None,
+    "CERTIFICATE_HEADER": None,
+    "CERTIFICATE_CHAIN_HEADER": None,
+    "VERIFY_HEADER": None,
+    "VERIFY_SUCCESS_VALUES": None,
+    "TRUSTED_PROXIES": [],
+    "TRUST_UNIX_SOCKET_PEERS": False,
+    "MAX_HEADER_BYTES": 16384,
+    "TRUSTED_CA_CERTIFICATES": [],
+    "INTERMEDIATE_CERTIFICATES": [],
+    "TRUST_PROXY_VERIFICATION": False,
+    "MIN_RSA_KEY_BITS": 2048,
+    "CLOCK_SKEW_SECONDS": 60,
+    "SUBJECT_DN_MATCH_ORDER": False,
+    "CHECK_SELF_SIGNED_VALIDITY": True,
+    "JWKS_CACHE_SECONDS": 300,
+    "JWKS_REFETCH_INTERVAL_SECONDS": 30,
+    "JWKS_FETCH_TIMEOUT_SECONDS": 5.0,
+    "JWKS_MAX_BYTES": 65536,
+    "JWKS_ALLOW_PRIVATE_ADDRESSES": False,
+    "BIND_ALL_TOKENS": False,
+    "BOUND_TOKEN_WITHOUT_CERTIFICATE": "error",
+    "REFRESH_TOKEN_BINDING": "public",
+    "REQUIRE_BOUND_TOKENS": False,
+    "RESOURCE_SERVER_CERTIFICATE": None,
+    "RESOURCE_SERVER_CA_BUNDLE": None,
+    "MTLS_BASE_URL": None,
+}
+
+
+@lru_cache(maxsize=32)
+def parse_networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """Parse ``TRUSTED_PROXIES``; invalid entries are dropped (the system check reports them)."""
+    networks: list[IPNetwork] = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
+        except ValueError:
+            continue
+    return tuple(networks)
+
+
+class MTLSSettings:
+    """One property per key of ``OAUTH2_MTLS``, each with its default inline."""
+
+    def _get(self, name: str) -> Any:
+        user = getattr(settings, SETTINGS_NAME, None) or {}
+        return user.get(name, DEFAULTS[name])
+
+    def user_keys(self) -> set[str]:
+        """Keys the project set (for the unknown-key check)."""
+        return set((getattr(settings, SETTINGS_NAME, None) or {}).keys())
+
+    @property
+    def CERTIFICATE_SOURCE(self) -> str | None:
+        value = self._get("CERTIFICATE_SOURCE")
+        return str(value) if value else None
+
+    @property
+    def CERTIFICATE_HEADER(self) -> str | None:
+        return self._get("CERTIFICATE_HEADER")  # type: ignore[no-any-return]
+
+    @property
+    def CERTIFICATE_CHAIN_HEADER(self) -> str | None:
+        return self._get("CERTIFICATE_CHAIN_HEADER")  # type: ignore[no-any-return]
+
+    @property
+    def VERIFY_HEADER(self) -> str | None:
+        return self._get("VERIFY_HEADER")  # type: ignore[no-any-return]
+
+    @property
+    def VERIFY_SUCCESS_VALUES(self) -> Sequence[str] | None:
+        return self._get("VERIFY_SUCCESS_VALUES")  # type: ignore[no-any-return]
+
+    @property
+    def TRUSTED_PROXIES(self) -> tuple[IPNetwork, ...]:
+        raw = self._get("TRUSTED_PROXIES") or ()
+        if isinstance(
+            raw, str
+        ):  # a lone string is a mistake the check reports; trust it as one entry
+            raw = (raw,)
+        return parse_networks(tuple(str(item) for item in raw))
+
+    @property
+    def TRUST_UNIX_SOCKET_PEERS(self) -> bool:
+        return self._get("TRUST_UNIX_SOCKET_PEERS") is True
+
+    @property
+    def MAX_HEADER_BYTES(self) -> int:
+        return int(self._get("MAX_HEADER_BYTES"))
+
+    @property
+    def TRUSTED_CA_CERTIFICATES(self) -> list[str]:
+        return list(self._get("TRUSTED_CA_CERTIFICATES") or [])
+
+    @property
+    def INTERMEDIATE_CERTIFICATES(self) -> list[str]:
+        return list(self._get("INTERMEDIATE_CERTIFICATES") or [])
+
+    @property
+    def TRUST_PROXY_VERIFICATION(self) -> bool:
+        return self._get("TRUST_PROXY_VERIFICATION") is True
+
+    @property
+    def MIN_RSA_KEY_BITS(self) -> int:
+        return int(self._get("MIN_RSA_KEY_BITS"))
+
+    @property
+    def CLOCK_SKEW_SECONDS(self) -> int:
+        return int(self._get("CLOCK_SKEW_SECONDS"))
+
+    @property
+    def SUBJECT_DN_MATCH_ORDER(self) -> bool:
+        return self._get("SUBJECT_DN_MATCH_ORDER") is True
+
+    @property
+    def CHECK_SELF_SIGNED_VALIDITY(self) -> bool:
+        return self._get("CHECK_SELF_SIGNED_VALIDITY") is not False
+
+    @property
+    def JWKS_CACHE_SECONDS(self) -> int:
+        return int(self._get("JWKS_CACHE_SECONDS"))
+
+    @property
+    def JWKS_REFETCH_INTERVAL_SECONDS(self) -> int:
+        return int(self._get("JWKS_REFETCH_INTERVAL_SECONDS"))
+
+    @property
+    def JWKS_FETCH_TIMEOUT_SECONDS(self) -> float:
+        return float(self._get("JWKS_FETCH_TIMEOUT_SECONDS"))
+
+    @property
+    def JWKS_MAX_BYTES(self) -> int:
+        return int(self._get("JWKS_MAX_BYTES"))
+
+    @property
+    def JWKS_ALLOW_PRIVATE_ADDRESSES(self) -> bool:
+        return self._get("JWKS_ALLOW_PRIVATE_ADDRESSES") is True
+
+    @property
+    def BIND_ALL_TOKENS(self) -> bool:
+        return self._get("BIND_ALL_TOKENS") is True
+
+    @property
+    def BOUND_TOKEN_WITHOUT_CERTIFICATE(self) -> str:
+        value = self._get("BOUND_TOKEN_WITHOUT_CERTIFICATE")
+        return "unbound" if value == "unbound" else "error"  # fail closed
+
+    @property
+    def REFRESH_TOKEN_BINDING(self) -> str:
+        value = self._get("REFRESH_TOKEN_BINDING")
+        return value if value in ("public", "all", "none") else "public"
+
+    @property
+    def REQUIRE_BOUND_TOKENS(self) -> bool:
+        return self._get("REQUIRE_BOUND_TOKENS") is True
+
+    @property
+    def RESOURCE_SERVER_CERTIFICATE(self) -> tuple[str, str] | None:
+        value = self._get("RESOURCE_SERVER_CERTIFICATE")
+        return (str(value[0]), str(value[1])) if value else None
+
+    @property
+    def RESOURCE_SERVER_CA_BUNDLE(self) -> str | None:
+        return self._get("RESOURCE_SERVER_CA_BUNDLE")  # type: ignore[no-any-return]
+
+    @property
+    def MTLS_BASE_URL(self) -> str | None:
+        return self._get("MTLS_BASE_URL")  # type: ignore[no-any-return]
+
+
+mtls_settings = MTLSSettings()

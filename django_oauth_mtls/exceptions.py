@@ -1,0 +1,49 @@
+"""Errors that carry the project's closed lists of reason codes (``docs/api.md``)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Why a request has no usable client certificate (closed list; extend ``docs/api.md`` first).
+INTAKE_REASONS: Final = frozenset(
+    {
+        "source_disabled",
+        "absent",
+        "untrusted_peer",
+        "duplicate",
+        "too_large",
+        "malformed",
+        "not_a_certificate",
+        "chain_without_leaf",
+        "hash_mismatch",
+    }
+)
+
+#: Why a certificate did not authenticate a client (closed list).
+CLIENT_AUTH_REASONS: Final = frozenset(
+    {
+        "no_certificate",
+        "client_id_missing",
+        "method_conflict",
+        "chain_invalid",
+        "expired",
+        "not_yet_valid",
+        "wrong_eku",
+        "weak_key",
+        "pin_mismatch",
+        "subject_mismatch",
+        "not_in_jwk_set",
+        "jwk_set_unavailable",
+    }
+)
+
+
+class IntakeError(ValueError):
+    """A certificate field could not be accepted; ``code`` is one of ``INTAKE_REASONS``."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        if code not in INTAKE_REASONS:
+            raise ValueError(f"unknown intake reason code {code!r}")
+        self.code = code
+        self.detail = detail
+        super().__init__(f"{code}: {detail}" if detail else code)
