@@ -12,5 +12,7 @@ class DjangoOAuthMTLSConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks as mtls_checks
+        from . import truststore
 
         checks.register(mtls_checks.check_settings, checks.Tags.security)
+        truststore.connect_signals()

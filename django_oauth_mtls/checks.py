@@ -37,6 +37,42 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_proxies(user)
     messages += _check_files(user)
     messages += _check_choices(user)
+    messages += _check_client_auth()
+    return messages
+
+
+def _check_client_auth() -> list[CheckMessage]:
+    if mtls_settings.CERTIFICATE_SOURCE is None:
+        return []
+    messages: list[CheckMessage] = []
+    if not mtls_settings.TRUSTED_CA_CERTIFICATES and not mtls_settings.TRUST_PROXY_VERIFICATION:
+        messages.append(
+            Warning(
+                "No TRUSTED_CA_CERTIFICATES and TRUST_PROXY_VERIFICATION is off: no "
+                "tls_client_auth (PKI) client can authenticate.",
+                hint="List the PEM files of the CAs that issue your clients' certificates, or "
+                "let a verifying proxy decide with TRUST_PROXY_VERIFICATION.",
+                id="oauth_mtls.W004",
+            )
+        )
+    from oauth2_provider.settings import oauth2_settings
+
+    from .oauth2_validators import MTLSValidatorMixin
+
+    try:
+        validator = oauth2_settings.OAUTH2_VALIDATOR_CLASS
+    except ImportError:
+        return messages
+    if not (isinstance(validator, type) and issubclass(validator, MTLSValidatorMixin)):
+        messages.append(
+            Warning(
+                "OAUTH2_PROVIDER['OAUTH2_VALIDATOR_CLASS'] does not include MTLSValidatorMixin, "
+                "so no client can authenticate with a certificate and no token is bound.",
+                hint='Use "django_oauth_mtls.oauth2_validators.MTLSOAuth2Validator", or add '
+                "MTLSValidatorMixin in front of your own validator class.",
+                id="oauth_mtls.W005",
+            )
+        )
     return messages
 
 

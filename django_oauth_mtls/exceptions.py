@@ -47,3 +47,18 @@ class IntakeError(ValueError):
         self.code = code
         self.detail = detail
         super().__init__(f"{code}: {detail}" if detail else code)
+
+
+class ClientAuthError(Exception):
+    """A certificate did not authenticate a client; ``code`` is one of ``CLIENT_AUTH_REASONS``.
+
+    ``description`` is safe to send to the client (RFC 6749 §5.2 ``error_description``): it
+    names what was wrong, never a secret.
+    """
+
+    def __init__(self, code: str, description: str) -> None:
+        if code not in CLIENT_AUTH_REASONS:
+            raise ValueError(f"unknown client-auth reason code {code!r}")
+        self.code = code
+        self.description = description
+        super().__init__(f"{code}: {description}")

@@ -74,6 +74,7 @@ LOGIN_URL = "/admin/login/"
 
 OAUTH2_PROVIDER = {
     "SCOPES": {"read": "Read", "write": "Write", "introspection": "Introspect tokens"},
+    "OAUTH2_VALIDATOR_CLASS": "django_oauth_mtls.oauth2_validators.MTLSOAuth2Validator",
     "DCR_ENABLED": True,
     "PKCE_REQUIRED": True,
 }
@@ -81,6 +82,10 @@ OAUTH2_PROVIDER = {
 OAUTH2_MTLS = {
     "CERTIFICATE_SOURCE": os.environ.get("OAUTH2_MTLS_CERTIFICATE_SOURCE", "nginx"),
     "TRUSTED_PROXIES": ["127.0.0.1/32", "::1/128"],
+    # PEM files of the CAs that issue tls_client_auth certificates (os.pathsep-separated).
+    "TRUSTED_CA_CERTIFICATES": [
+        path for path in os.environ.get("OAUTH2_MTLS_TRUSTED_CA", "").split(os.pathsep) if path
+    ],
 }
 
 REST_FRAMEWORK = {

@@ -5,6 +5,6 @@ from . import views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+    path("o/", include("django_oauth_mtls.urls")),
     path("api/certificate/", views.certificate, name="api-certificate"),
 ]

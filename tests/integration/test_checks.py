@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -12,7 +14,12 @@ from django_oauth_mtls.checks import check_settings
 MW = "django_oauth_mtls.middleware.ClientCertificateMiddleware"
 
 
+ANY_PEM = str(Path(__file__).parent.parent / "vectors" / "rfc9440-appendix-a-chain.pem")
+
+
 def ids(**mtls) -> list[str]:
+    """Check ids for these settings; a readable CA file is configured unless given (W004)."""
+    mtls.setdefault("TRUSTED_CA_CERTIFICATES", [ANY_PEM])
     with override_settings(OAUTH2_MTLS=mtls):
         return [m.id for m in check_settings()]
 
@@ -93,7 +100,43 @@ def test_bad_choices_E006():
 
 
 def test_manage_py_check_reports_critical():
-    with override_settings(
-        OAUTH2_MTLS={"CERTIFICATE_SOURCE": "nginx", "TRUSTED_PROXIES": ["0.0.0.0/0"]}
-    ), pytest.raises(SystemCheckError, match="oauth_mtls.C001"):
+    with (
+        override_settings(
+            OAUTH2_MTLS={"CERTIFICATE_SOURCE": "nginx", "TRUSTED_PROXIES": ["0.0.0.0/0"]}
+        ),
+        pytest.raises(SystemCheckError, match="oauth_mtls.C001"),
+    ):
         call_command("check", "--deploy", "--fail-level", "ERROR")
+
+
+def test_no_pki_trust_W004():
+    assert ids(CERTIFICATE_SOURCE="nginx", TRUSTED_PROXIES=["10.0.0.1"], TRUSTED_CA_CERTIFICATES=[]) == [
+        "oauth_mtls.W004"
+    ]
+    assert (
+        ids(
+            CERTIFICATE_SOURCE="nginx",
+            TRUSTED_PROXIES=["10.0.0.1"],
+            TRUSTED_CA_CERTIFICATES=[],
+            TRUST_PROXY_VERIFICATION=True,
+        )
+        == []
+    )
+
+
+def test_validator_without_mixin_W005(settings):
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "OAUTH2_VALIDATOR_CLASS": "oauth2_provider.oauth2_validators.OAuth2Validator",
+    }
+    from oauth2_provider.settings import oauth2_settings
+
+    oauth2_settings.reload()
+    try:
+        assert ids(CERTIFICATE_SOURCE="nginx", TRUSTED_PROXIES=["10.0.0.1"]) == ["oauth_mtls.W005"]
+    finally:
+        settings.OAUTH2_PROVIDER = {
+            **settings.OAUTH2_PROVIDER,
+            "OAUTH2_VALIDATOR_CLASS": "django_oauth_mtls.oauth2_validators.MTLSOAuth2Validator",
+        }
+        oauth2_settings.reload()

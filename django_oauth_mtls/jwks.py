@@ -1,0 +1,99 @@
+"""JWK sets of self-signed clients (RFC 8705 §2.2; RFC 7517 §4.7 ``x5c``).
+
+``parse_jwk_set`` is pure: it checks that every JWK's ``x5c[0]`` carries the JWK's own key
+(via jwcrypto), so a set whose certificate and key disagree is refused when it is stored or
+fetched, and returns the DER of each ``x5c[0]`` — the certificates a client may present.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from cryptography import x509
+
+__all__ = ["JWKSetError", "parse_jwk_set"]
+
+
+class JWKSetError(ValueError):
+    """A JWK set that cannot be used for ``self_signed_tls_client_auth``."""
+
+
+def _x5c_der(item: Any, index: int) -> bytes:
+    # P22: x5c is standard base64 (not base64url), possibly shown wrapped: strip whitespace.
+    if not isinstance(item, str):
+        raise JWKSetError(f"keys[{index}].x5c[0] is not a string")
+    try:
+        return base64.b64decode("".join(item.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise JWKSetError(f"keys[{index}].x5c[0] is not standard base64") from exc
+
+
+def parse_jwk_set(value: Mapping[str, Any] | str | bytes) -> tuple[bytes, ...]:
+    """The DER certificates of a JWK set; raise ``JWKSetError`` with a message on any defect."""
+    from jwcrypto import jwk
+
+    if isinstance(value, str | bytes):
+        try:
+            value = json.loads(value)
+        except (ValueError, UnicodeError) as exc:
+            raise JWKSetError("the JWK set is not valid JSON") from exc
+    if not isinstance(value, Mapping) or not isinstance(value.get("keys"), list):
+        raise JWKSetError('a JWK set is an object with a "keys" array')
+    certificates: list[bytes] = []
+    for index, member in enumerate(value["keys"]):
+        if not isinstance(member, Mapping):
+            raise JWKSetError(f"keys[{index}] is not an object")
+        x5c = member.get("x5c")
+        if x5c is None:
+            continue  # keys without certificates are allowed in a set but never match
+        if not isinstance(x5c, list) or not x5c:
+            raise JWKSetError(f"keys[{index}].x5c must be a non-empty array")
+        der = _x5c_der(x5c[0], index)
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+        except ValueError as exc:
+            raise JWKSetError(f"keys[{index}].x5c[0] is not an X.509 certificate") from exc
+        public_members = {k: v for k, v in member.items() if k != "x5c"}
+        try:
+            key = jwk.JWK(**public_members)
+            from_cert = jwk.JWK.from_pyca(certificate.public_key())
+        except Exception as exc:  # jwcrypto raises a variety of types for bad members
+            raise JWKSetError(f"keys[{index}] is not a valid JWK: {type(exc).__name__}") from exc
+        if key.has_private:
+            raise JWKSetError(f"keys[{index}] contains private key material")
+        # RFC 7517 §4.7: the key in x5c[0] MUST match the JWK's key members.
+        if key.thumbprint() != from_cert.thumbprint():
+            raise JWKSetError(f"keys[{index}].x5c[0] does not match the JWK's key")
+        certificates.append(der)
+    return tuple(certificates)
+
+
+def client_certificates(mtls: Any, *, refresh: bool = False) -> frozenset[bytes]:
+    """The certificates a self-signed client registered (``jwks``; ``jwks_uri`` is fetched).
+
+    Raises ``ClientAuthError("jwk_set_unavailable")`` when no usable set can be had.
+    """
+    from .exceptions import ClientAuthError
+
+    if mtls.jwks:
+        try:
+            return _inline_set(json.dumps(mtls.jwks, sort_keys=True))
+        except JWKSetError as exc:
+            raise ClientAuthError(
+                "jwk_set_unavailable", f"the registered jwks is unusable: {exc}"
+            ) from exc
+    if mtls.jwks_uri:
+        from .jwks_fetch import fetched_certificates
+
+        return fetched_certificates(mtls.jwks_uri, refresh=refresh)
+    raise ClientAuthError("jwk_set_unavailable", "the client has registered no JWK set")
+
+
+@lru_cache(maxsize=256)
+def _inline_set(canonical_json: str) -> frozenset[bytes]:
+    return frozenset(parse_jwk_set(canonical_json))

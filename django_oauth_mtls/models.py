@@ -1,0 +1,242 @@
+"""Side tables, one-to-one with DOT's (possibly swapped) models (RFC 8705 §2, §3; RFC 7591).
+
+Keeping our columns in our own tables lets an existing DOT deployment adopt the app with one
+``migrate``, works with swapped ``Application``/token models, and cannot collide with fields
+DOT adds upstream. A DOT application without an ``MTLSClient`` row behaves exactly as in DOT.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.settings import oauth2_settings
+
+from . import matching
+
+TLS_CLIENT_AUTH = "tls_client_auth"
+SELF_SIGNED_TLS_CLIENT_AUTH = "self_signed_tls_client_auth"
+MTLS_METHODS = frozenset({TLS_CLIENT_AUTH, SELF_SIGNED_TLS_CLIENT_AUTH})
+SUBJECT_FIELDS = matching.SUBJECT_FIELDS
+
+
+class AuthMethod(models.TextChoices):
+    CLIENT_SECRET_BASIC = "client_secret_basic", "client_secret_basic"
+    CLIENT_SECRET_POST = "client_secret_post", "client_secret_post"
+    NONE = "none", "none (public client)"
+    TLS_CLIENT_AUTH = TLS_CLIENT_AUTH, "tls_client_auth (PKI certificate)"
+    SELF_SIGNED_TLS_CLIENT_AUTH = (
+        SELF_SIGNED_TLS_CLIENT_AUTH,
+        "self_signed_tls_client_auth (self-signed certificate)",
+    )
+
+
+def normalise_spki_pin(value: str) -> str:
+    """A trust pin as base64url SHA-256 of a CA's SubjectPublicKeyInfo (43 characters).
+
+    Accepts that form, 64 hex digits (colons allowed), or a PEM CA certificate.
+    """
+    from cryptography import x509
+
+    from .validation import spki_sha256
+
+    text = value.strip()
+    if not text:
+        return ""
+    if "BEGIN CERTIFICATE" in text:
+        try:
+            certificate = x509.load_pem_x509_certificate(text.encode("ascii"))
+        except (ValueError, UnicodeError) as exc:
+            raise ValidationError(_("The pinned CA certificate is not a valid PEM.")) from exc
+        digest = spki_sha256(certificate)
+    else:
+        compact = text.replace(":", "")
+        try:
+            if len(compact) == 64:
+                digest = bytes.fromhex(compact)
+            elif len(compact) == 43:
+                digest = base64.urlsafe_b64decode(compact + "=")
+            else:
+                raise ValueError(compact)
+        except (ValueError, binascii.Error) as exc:
+            raise ValidationError(
+                _(
+                    "A trust pin is a CA certificate (PEM) or the SHA-256 of its public key "
+                    "(64 hex digits or 43 base64url characters)."
+                )
+            ) from exc
+        if len(digest) != hashlib.sha256().digest_size:
+            raise ValidationError(_("A trust pin is a SHA-256 digest."))
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+class MTLSClient(models.Model):
+    """RFC 8705 client metadata for one DOT application."""
+
+    application = models.OneToOneField(
+        oauth2_settings.APPLICATION_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="mtls",
+    )
+    token_endpoint_auth_method = models.CharField(
+        max_length=40, choices=AuthMethod.choices, default=AuthMethod.CLIENT_SECRET_BASIC
+    )
+    # RFC 8705 §2.1.2: exactly one of these for tls_client_auth.
+    tls_client_auth_subject_dn = models.TextField(blank=True, default="")
+    tls_client_auth_san_dns = models.CharField(max_length=255, blank=True, default="")
+    tls_client_auth_san_uri = models.TextField(blank=True, default="")
+    tls_client_auth_san_ip = models.CharField(max_length=64, blank=True, default="")
+    tls_client_auth_san_email = models.CharField(max_length=320, blank=True, default="")
+    # RFC 8705 §2.2.2 / RFC 7591 §2: self-signed certificates are published as x5c of a JWK.
+    jwks = models.JSONField(null=True, blank=True)
+    jwks_uri = models.URLField(max_length=2048, blank=True, default="")
+    tls_client_certificate_bound_access_tokens = models.BooleanField(default=False)
+    trust_pin_spki_sha256 = models.CharField(
+        max_length=43,
+        blank=True,
+        default="",
+        help_text=_(
+            "Optional: base64url SHA-256 of the public key of a CA that must be on the client's "
+            "validated path (pinned by key, not by name)."
+        ),
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("mTLS client metadata")
+        verbose_name_plural = _("mTLS client metadata")
+
+    def __str__(self) -> str:
+        return f"{self.token_endpoint_auth_method} for {self.application_id}"
+
+    @property
+    def is_mtls(self) -> bool:
+        return self.token_endpoint_auth_method in MTLS_METHODS
+
+    @property
+    def subject_field(self) -> tuple[str, str] | None:
+        """The one registered (field, value) for ``tls_client_auth``."""
+        for field in SUBJECT_FIELDS:
+            value = getattr(self, field)
+            if value:
+                return field, value
+        return None
+
+    def clear_stale_fields(self) -> None:
+        """Drop metadata that the current method does not use (P6)."""
+        if self.token_endpoint_auth_method != TLS_CLIENT_AUTH:
+            for field in SUBJECT_FIELDS:
+                setattr(self, field, "")
+        if self.token_endpoint_auth_method != SELF_SIGNED_TLS_CLIENT_AUTH:
+            self.jwks = None
+            self.jwks_uri = ""
+
+    def clean_fields(self, exclude: Any = None) -> None:
+        # A pasted PEM or hex pin becomes the stored 43-character form before length checks.
+        try:
+            self.trust_pin_spki_sha256 = normalise_spki_pin(self.trust_pin_spki_sha256 or "")
+        except ValidationError as exc:
+            raise ValidationError({"trust_pin_spki_sha256": exc.messages}) from exc
+        super().clean_fields(exclude=exclude)
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        self.clear_stale_fields()
+        method = self.token_endpoint_auth_method
+        if method == TLS_CLIENT_AUTH:
+            present = [f for f in SUBJECT_FIELDS if getattr(self, f)]
+            if len(present) != 1:
+                message = _(
+                    "tls_client_auth needs exactly one of tls_client_auth_subject_dn, _san_dns, "
+                    "_san_uri, _san_ip, _san_email (found %(count)d)."
+                ) % {"count": len(present)}
+                errors["__all__"] = message
+            for field in present:
+                try:
+                    setattr(
+                        self,
+                        field,
+                        matching.normalise_registered_value(field, getattr(self, field)),
+                    )
+                except matching.RegisteredValueError as exc:
+                    errors[field] = str(exc)
+        if method == SELF_SIGNED_TLS_CLIENT_AUTH:
+            if self.jwks and self.jwks_uri:
+                errors["jwks_uri"] = _("Give jwks or jwks_uri, not both.")
+            elif not self.jwks and not self.jwks_uri:
+                errors["jwks"] = _("self_signed_tls_client_auth needs jwks or jwks_uri.")
+            if self.jwks_uri and not self.jwks_uri.lower().startswith("https://"):
+                errors["jwks_uri"] = _("jwks_uri must be an https URL.")
+            if self.jwks:
+                from .jwks import JWKSetError, parse_jwk_set
+
+                try:
+                    parse_jwk_set(self.jwks)
+                except JWKSetError as exc:
+                    errors["jwks"] = str(exc)
+        application = getattr(self, "application", None) if self.application_id else None
+        if application is not None:
+            client_type = getattr(application, "client_type", None)
+            if method in MTLS_METHODS and client_type != "confidential":
+                errors.setdefault(
+                    "token_endpoint_auth_method", _("mTLS methods require a confidential client.")
+                )
+            if method == AuthMethod.NONE and client_type != "public":
+                errors.setdefault(
+                    "token_endpoint_auth_method", _("The method none requires a public client.")
+                )
+        if errors:
+            raise ValidationError(errors)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.clear_stale_fields()
+        super().save(*args, **kwargs)
+
+
+class AccessTokenBinding(models.Model):
+    """RFC 8705 §3: the certificate thumbprint an access token is bound to (``cnf``)."""
+
+    access_token = models.OneToOneField(
+        oauth2_settings.ACCESS_TOKEN_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="mtls_binding",
+    )
+    x5t_s256 = models.CharField(max_length=43, db_index=True)
+
+    class Meta:
+        verbose_name = _("certificate-bound access token")
+
+    def __str__(self) -> str:
+        return self.x5t_s256
+
+
+class RefreshTokenBinding(models.Model):
+    """RFC 8705 §4, §6.3: how a refresh token's grant is bound.
+
+    ``x5t_s256`` binds the refresh token itself (public clients, or ``REFRESH_TOKEN_BINDING =
+    "all"``); ``grant_bound`` remembers that the grant was issued bound, which outlives the old
+    access token DOT deletes on refresh.
+    """
+
+    refresh_token = models.OneToOneField(
+        oauth2_settings.REFRESH_TOKEN_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="mtls_binding",
+    )
+    x5t_s256 = models.CharField(max_length=43, blank=True, default="")
+    grant_bound = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = _("certificate-bound refresh token")
+
+    def __str__(self) -> str:
+        return self.x5t_s256 or "grant bound"

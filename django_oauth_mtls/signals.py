@@ -1,0 +1,14 @@
+"""Signals for observability: connect a receiver to count or alert on refusals."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+#: Sent when a client fails certificate authentication.
+#: Arguments: ``request`` (oauthlib request), ``client_id``, ``reason`` (a client-auth reason
+#: code), ``description`` (what the client was told), ``x5t_s256`` (or ``None``).
+client_authentication_failed = Signal()
+
+#: Sent when a client authenticates with a certificate: ``request``, ``client_id``, ``method``,
+#: ``x5t_s256``.
+client_authenticated = Signal()

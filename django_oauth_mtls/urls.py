@@ -1,0 +1,50 @@
+"""Include this **instead of** ``oauth2_provider.urls``::
+
+    path("o/", include("django_oauth_mtls.urls")),
+
+Same ``app_name`` (``"oauth2_provider"``), so DOT's ``reverse()`` calls keep working. DOT's URL
+lists are rebuilt with our views in place of DOT's where RFC 8705 extends them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.urls import URLPattern
+from oauth2_provider import urls as dot_urls
+
+from . import views
+
+app_name = "oauth2_provider"
+
+#: URL name → our view replacing DOT's.
+REPLACEMENTS: dict[str, Callable[..., Any]] = {
+    "introspect": views.MTLSIntrospectTokenView.as_view(),
+}
+
+
+def _replace(patterns: Iterable[Any]) -> list[Any]:
+    rebuilt: list[Any] = []
+    for pattern in patterns:
+        if isinstance(pattern, URLPattern) and pattern.name in REPLACEMENTS:
+            pattern = URLPattern(
+                pattern.pattern, REPLACEMENTS[pattern.name], pattern.default_args, pattern.name
+            )
+        rebuilt.append(pattern)
+    return rebuilt
+
+
+metadata_urlpatterns = _replace(dot_urls.metadata_urlpatterns)
+base_urlpatterns = _replace(dot_urls.base_urlpatterns)
+management_urlpatterns = _replace(dot_urls.management_urlpatterns)
+oidc_urlpatterns = _replace(dot_urls.oidc_urlpatterns)
+dcr_urlpatterns = _replace(dot_urls.dcr_urlpatterns)
+
+urlpatterns = (
+    metadata_urlpatterns
+    + base_urlpatterns
+    + management_urlpatterns
+    + oidc_urlpatterns
+    + dcr_urlpatterns
+)
