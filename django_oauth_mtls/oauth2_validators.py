@@ -17,8 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import datetime as dt
-import hmac
 import logging
 from typing import Any
 from urllib.parse import unquote_plus
@@ -30,13 +28,10 @@ from oauthlib.oauth2.rfc6749.errors import InvalidClientError
 
 from . import signals
 from .certificates import ClientCertificate
-from .conf import mtls_settings
+from .client_auth import authenticate_certificate
 from .exceptions import ClientAuthError
 from .intake import get_client_certificate
-from .matching import certificate_matches
-from .models import TLS_CLIENT_AUTH, MTLSClient
-from .truststore import get_trust_store
-from .validation import check_key_strength, check_validity, spki_sha256, validate_chain
+from .models import MTLSClient
 
 log = logging.getLogger("django_oauth_mtls.client_auth")
 
@@ -113,10 +108,7 @@ class MTLSValidatorMixin:
                     "no_certificate",
                     f"{mtls.token_endpoint_auth_method} requires a client certificate: {reason}",
                 )
-            if mtls.token_endpoint_auth_method == TLS_CLIENT_AUTH:
-                self._authenticate_pki(certificate, mtls)
-            else:
-                self._authenticate_self_signed(certificate, mtls)
+            authenticate_certificate(mtls, certificate)
         except ClientAuthError as error:
             self._refuse(request, client_id, error, certificate)
         request.client_certificate = certificate
@@ -159,72 +151,6 @@ class MTLSValidatorMixin:
                     "method_conflict",
                     f"this client authenticates with its certificate; {name} is not accepted",
                 )
-
-    def _authenticate_pki(self, certificate: ClientCertificate, mtls: MTLSClient) -> None:
-        """RFC 8705 §2.1: a trusted chain, then the one registered subject value."""
-        registered = mtls.subject_field
-        if registered is None:
-            raise ClientAuthError("subject_mismatch", "the client has no registered subject value")
-        leaf = certificate.certificate
-        if leaf is None:  # pragma: no cover - the intake always sets it
-            raise ClientAuthError("chain_invalid", "the certificate could not be read")
-        now = dt.datetime.now(dt.UTC)
-        pinned = mtls.trust_pin_spki_sha256
-        if mtls_settings.TRUST_PROXY_VERIFICATION and not pinned:
-            if certificate.proxy_verified is not True:
-                raise ClientAuthError(
-                    "chain_invalid", "the proxy did not verify the certificate chain"
-                )
-            if leaf.version.name != "v3":
-                raise ClientAuthError(
-                    "chain_invalid", "X.509 v1 certificates are refused for tls_client_auth"
-                )
-            check_validity(leaf, now, mtls_settings.CLOCK_SKEW_SECONDS)
-            check_key_strength(leaf, mtls_settings.MIN_RSA_KEY_BITS)
-        else:
-            path = validate_chain(
-                leaf,
-                certificate.der,
-                certificate.chain,
-                get_trust_store(),
-                now=now,
-                skew_seconds=mtls_settings.CLOCK_SKEW_SECONDS,
-                min_rsa_bits=mtls_settings.MIN_RSA_KEY_BITS,
-            )
-            if pinned:
-                pin = base64.urlsafe_b64decode(pinned + "=")
-                # Pinned by key, never by name: a CA with the same DN and another key fails.
-                if not any(hmac.compare_digest(spki_sha256(ca), pin) for ca in path.chain[1:]):
-                    raise ClientAuthError(
-                        "pin_mismatch", "no CA on the validated path carries the pinned key"
-                    )
-        field, value = registered
-        if not certificate_matches(
-            certificate, field, value, match_order=mtls_settings.SUBJECT_DN_MATCH_ORDER
-        ):
-            raise ClientAuthError(
-                "subject_mismatch",
-                f"the certificate does not match the registered {field}",
-            )
-
-    def _authenticate_self_signed(self, certificate: ClientCertificate, mtls: MTLSClient) -> None:
-        """RFC 8705 §2.2: the certificate must be one of the client's registered certificates."""
-        leaf = certificate.certificate
-        if leaf is None:  # pragma: no cover
-            raise ClientAuthError("not_in_jwk_set", "the certificate could not be read")
-        if mtls_settings.CHECK_SELF_SIGNED_VALIDITY:
-            check_validity(leaf, dt.datetime.now(dt.UTC), mtls_settings.CLOCK_SKEW_SECONDS)
-        check_key_strength(leaf, mtls_settings.MIN_RSA_KEY_BITS)
-        from .jwks import client_certificates
-
-        # P21: whole-DER equality with x5c[0], not the key alone.
-        if certificate.der in client_certificates(mtls):
-            return
-        # Not found: the client may have rotated its jwks_uri set (re-fetch is rate-limited).
-        if certificate.der not in client_certificates(mtls, refresh=True):
-            raise ClientAuthError(
-                "not_in_jwk_set", "the certificate is not in the client's registered JWK set"
-            )
 
     def _refuse(
         self,
