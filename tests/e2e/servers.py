@@ -1,0 +1,322 @@
+"""Processes for the end-to-end tests: the example project under gunicorn, and real proxies.
+
+Every process runs in the foreground with its own config, pid file and logs under pytest's
+temporary directories, on a free loopback port, and is stopped by the fixture that started it.
+The proxy configurations are rendered from the recipes in ``deploy/`` (the same lines
+docs/proxies.md shows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+PROBE_CONFIG = Path(__file__).with_name("gunicorn_probe.py")
+APACHE_MODULES = Path("/usr/lib/apache2/modules")
+
+#: gunicorn's default (8190) is below the app's MAX_HEADER_BYTES (16384).
+GUNICORN_FIELD_LIMIT = 32768
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+
+
+def render(template: str | Path, **values: object) -> str:
+    """Fill ``{{ name }}`` placeholders; every placeholder needs a value and every value a use."""
+    text = Path(template).read_text() if isinstance(template, Path) else template
+    used = set(_PLACEHOLDER.findall(text))
+    missing = used - values.keys()
+    unused = values.keys() - used
+    if missing or unused:
+        raise KeyError(f"placeholders missing {sorted(missing)}, unused {sorted(unused)}")
+    return _PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), text)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def worker_identity() -> tuple[str, str]:
+    """The user/group proxy workers run as: www-data under root (CI), else the invoking user."""
+    if os.geteuid() == 0:
+        return "www-data", "www-data"
+    import grp
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+
+
+def open_for_workers(directory: Path, stop_at: Path) -> None:
+    """Let unprivileged workers (www-data) traverse from ``stop_at`` down to ``directory``.
+
+    Only the search bit is added (0o711 style): nobody can list pytest's directories.
+    """
+    directory.chmod(0o755)
+    for parent in directory.parents:
+        if parent == stop_at.parent or parent == Path(parent.anchor):
+            break
+        try:
+            if parent.stat().st_uid == os.geteuid():
+                parent.chmod(parent.stat().st_mode | 0o011)
+        except OSError:
+            break
+
+
+def tail(path: Path, limit: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:]
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class Managed:
+    """A process we started, in its own session; ``stop()`` ends it and only it."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # Our own process group (start_new_session=True): the server and its workers.
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=timeout)
+
+    def failure(self, what: str) -> RuntimeError:
+        status = self.process.poll()
+        state = "running" if status is None else f"exited with status {status}"
+        logs = [
+            self.log,
+            *[p for p in self.extra.values() if isinstance(p, Path) and p.suffix == ".log"],
+        ]
+        shown = "\n".join(f"--- {log}:\n{tail(log)}" for log in logs)
+        return RuntimeError(f"{self.name} {what} ({state})\n{shown}")
+
+
+def spawn(
+    name: str,
+    argv: list[str],
+    log: Path,
+    port: int,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Managed:
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv of a tool we located
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    return Managed(name, process, log, port)
+
+
+def wait_for_port(server: Managed, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise server.failure("did not start")
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    server.stop()
+    raise server.failure(f"did not listen on 127.0.0.1:{server.port} within {timeout:.0f} s")
+
+
+def wait_for_http(server: Managed, path: str, timeout: float = 30.0) -> None:
+    url = f"http://127.0.0.1:{server.port}{path}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise server.failure("did not start")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                json.load(response)
+                return
+        except (urllib.error.URLError, ConnectionError, OSError, ValueError):
+            time.sleep(0.1)
+    server.stop()
+    raise server.failure(f"{url} did not answer within {timeout:.0f} s")
+
+
+# --- the example project under gunicorn ---------------------------------------------------
+
+
+def example_env(sqlite_path: Path, source: str | None = None) -> dict[str, str]:
+    """The example's environment: its own settings module, a SQLite file under tmp."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="example_project.settings",
+        EXAMPLE_SQLITE_PATH=str(sqlite_path),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    if source is not None:
+        env["OAUTH2_MTLS_CERTIFICATE_SOURCE"] = source
+    return env
+
+
+def migrate(sqlite_path: Path, log: Path) -> None:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
+        env=example_env(sqlite_path),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    log.write_text(result.stdout + result.stderr)
+    if result.returncode:
+        raise RuntimeError(f"manage.py migrate failed:\n{result.stdout}{result.stderr}")
+
+
+def start_gunicorn(source: str, directory: Path, sqlite_path: Path) -> Managed:
+    """gunicorn on 127.0.0.1 serving the example with ``CERTIFICATE_SOURCE=source``.
+
+    ``header_map=dangerous`` keeps fields with underscores (gunicorn's default drops them) so
+    the tests see whether the *proxy* strips them; the probe records the certificate fields
+    that arrived, per request.
+    """
+    port = free_port()
+    probe = directory / "probe.jsonl"
+    env = example_env(sqlite_path, source)
+    env["E2E_PROBE_FILE"] = str(probe)
+    argv = [
+        sys.executable, "-m", "gunicorn",
+        "--config", str(PROBE_CONFIG),
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", "1",
+        "--threads", "4",
+        "--graceful-timeout", "3",
+        "--limit-request-field_size", str(GUNICORN_FIELD_LIMIT),
+        "--header-map", "dangerous",
+        "--error-logfile", "-",
+        "--chdir", str(ROOT),
+        "example_project.wsgi:application",
+    ]  # fmt: skip
+    server = spawn(f"gunicorn[{source}]", argv, directory / "gunicorn.log", port, env=env, cwd=ROOT)
+    server.extra["probe"] = probe
+    try:
+        wait_for_http(server, "/api/certificate/")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def reached(server: Managed, probe_id: str) -> list[tuple[str, str]] | None:
+    """The certificate fields (name as received, value) that reached gunicorn for a request,
+    or None when the request did not reach it. The probe writes before the app answers, so
+    once a client has its answer the record is there."""
+    probe = server.extra["probe"]
+    assert isinstance(probe, Path)
+    if probe.exists():
+        for line in probe.read_text().splitlines():
+            record = json.loads(line)
+            if record["probe"] == probe_id:
+                return [(name, value) for name, value in record["fields"]]
+    return None
+
+
+def arrived(server: Managed, probe_id: str) -> list[tuple[str, str]]:
+    fields = reached(server, probe_id)
+    if fields is None:
+        raise AssertionError(f"request {probe_id} never reached {server.name}")
+    return fields
+
+
+# --- the proxies --------------------------------------------------------------------------
+
+
+@dataclass
+class TLSFiles:
+    ca: Path  # the client CA (HAProxy's verify optional needs one) and the server's issuer
+    server_cert: Path
+    server_key: Path
+    server_pem: Path  # certificate + key, for HAProxy's crt
+
+
+def start_nginx(nginx: str, directory: Path, tls: TLSFiles, upstream: int) -> Managed:
+    port = free_port()
+    user, group = worker_identity()
+    config = directory / "nginx.conf"
+    config.write_text(
+        render(
+            DEPLOY / "nginx.conf.template",
+            user=user, group=group, prefix=directory, listen=f"127.0.0.1:{port}",
+            server_cert=tls.server_cert, server_key=tls.server_key, upstream=f"127.0.0.1:{upstream}",
+        )
+    )  # fmt: skip
+    argv = [nginx, "-p", str(directory), "-c", str(config), "-e", str(directory / "error.log")]
+    server = spawn("nginx", argv, directory / "nginx.log", port)
+    server.extra["error_log"] = directory / "error.log"
+    wait_for_port(server)
+    return server
+
+
+def start_haproxy(haproxy: str, directory: Path, tls: TLSFiles, upstream: int) -> Managed:
+    port = free_port()
+    config = directory / "haproxy.cfg"
+    config.write_text(
+        render(
+            DEPLOY / "haproxy.cfg.template",
+            listen=f"127.0.0.1:{port}", server_pem=tls.server_pem, client_ca=tls.ca,
+            upstream=f"127.0.0.1:{upstream}",
+        )
+    )  # fmt: skip
+    argv = [haproxy, "-db", "-f", str(config), "-p", str(directory / "haproxy.pid")]
+    server = spawn("haproxy", argv, directory / "haproxy.log", port)
+    wait_for_port(server)
+    return server
+
+
+def start_apache(apache: str, directory: Path, tls: TLSFiles, upstream: int) -> Managed:
+    port = free_port()
+    user, group = worker_identity()
+    config = directory / "apache.conf"
+    config.write_text(
+        render(
+            DEPLOY / "apache.conf.template",
+            server_root=directory, user=user, group=group, listen=f"127.0.0.1:{port}",
+            modules=APACHE_MODULES, server_cert=tls.server_cert, server_key=tls.server_key,
+            upstream=f"127.0.0.1:{upstream}",
+        )
+    )  # fmt: skip
+    argv = [apache, "-d", str(directory), "-f", str(config), "-DFOREGROUND"]
+    server = spawn("apache", argv, directory / "apache.log", port)
+    server.extra["error_log"] = directory / "error.log"
+    wait_for_port(server)
+    return server
