@@ -17,21 +17,32 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import logging
 from typing import Any
 from urllib.parse import unquote_plus
 
 from django.core.exceptions import ObjectDoesNotExist
-from oauth2_provider.models import get_application_model
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_application_model,
+    get_refresh_token_model,
+)
 from oauth2_provider.oauth2_validators import OAuth2Validator
-from oauthlib.oauth2.rfc6749.errors import InvalidClientError
+from oauthlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+)
 
 from . import signals
+from .binding import thumbprints_match
 from .certificates import ClientCertificate
 from .client_auth import authenticate_certificate
+from .conf import mtls_settings
 from .exceptions import ClientAuthError
 from .intake import get_client_certificate
-from .models import MTLSClient
+from .models import AccessTokenBinding, MTLSClient, RefreshTokenBinding
 
 log = logging.getLogger("django_oauth_mtls.client_auth")
 
@@ -127,6 +138,227 @@ class MTLSValidatorMixin:
         )
         return True
 
+    # --- certificate-bound tokens (RFC 8705 §3, §4, §6.3) ------------------------------------
+
+    def _presented_certificate(self, request: Any) -> ClientCertificate | None:
+        certificate = getattr(request, "client_certificate", None)
+        if certificate is None:
+            certificate, _problem = get_client_certificate(request.headers)
+        return certificate
+
+    def _decide_binding(self, request: Any, *, grant_bound: bool = False) -> None:
+        """Set ``request.mtls_bind_to`` to the thumbprint new tokens are bound to, or ``None``.
+
+        Binding needs proof of possession, not a trusted chain (RFC 8705 §4, §6.2): any
+        certificate from a trusted proxy binds, whatever the client authenticated with.
+        """
+        certificate = self._presented_certificate(request)
+        flagged = _flagged(request.client)
+        if certificate is not None and (flagged or grant_bound or mtls_settings.BIND_ALL_TOKENS):
+            request.mtls_bind_to = certificate.x5t_s256
+            return
+        request.mtls_bind_to = None
+        if (
+            flagged
+            and certificate is None
+            and mtls_settings.BOUND_TOKEN_WITHOUT_CERTIFICATE == "error"
+        ):
+            log.warning(
+                "bound token refused: client_id=%s reason=no_certificate",
+                getattr(request.client, "client_id", "-"),
+            )
+            raise InvalidRequestError(
+                description="client certificate required for certificate-bound tokens",
+                request=request,
+            )
+
+    def validate_grant_type(
+        self, client_id: str, grant_type: str, client: Any, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        valid: bool = super().validate_grant_type(  # type: ignore[misc]
+            client_id, grant_type, client, request, *args, **kwargs
+        )
+        if valid and grant_type != "refresh_token":  # refresh decides in validate_refresh_token
+            self._decide_binding(request)
+        return valid
+
+    def validate_response_type(
+        self,
+        client_id: str,
+        response_type: str,
+        client: Any,
+        request: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> bool:
+        # RFC 8705 §3: a front-channel token cannot be bound; flagged clients get none.
+        if "token" in (response_type or "").split() and _flagged(client):
+            return False
+        return super().validate_response_type(  # type: ignore[misc,no-any-return]
+            client_id, response_type, client, request, *args, **kwargs
+        )
+
+    def validate_refresh_token(
+        self, refresh_token: str, client: Any, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):  # type: ignore[misc]
+            return False
+        stored = request.refresh_token_instance
+        rt_binding = RefreshTokenBinding.objects.filter(refresh_token=stored).first()
+        certificate = self._presented_certificate(request)
+        presented = certificate.x5t_s256 if certificate else None
+        grant_bound = bool(rt_binding and rt_binding.grant_bound)
+        if (
+            rt_binding
+            and rt_binding.x5t_s256
+            and not thumbprints_match(rt_binding.x5t_s256, presented)
+        ):
+            # RFC 8705 §4: a bound refresh token needs the certificate it was issued with.
+            self._refuse_refresh(
+                request,
+                "the refresh token is bound to another client certificate"
+                if presented
+                else "the refresh token is certificate-bound; present its client certificate",
+            )
+        if (
+            grant_bound
+            and certificate is None
+            and mtls_settings.BOUND_TOKEN_WITHOUT_CERTIFICATE == "error"
+        ):
+            # FAPI 2: a grant issued bound is never refreshed without a certificate.
+            self._refuse_refresh(
+                request, "this grant was issued certificate-bound; present a client certificate"
+            )
+        if stored.revoked is not None:
+            # DOT's reuse grace period returns the previous access token as it is.
+            previous = (
+                get_access_token_model()
+                .objects.select_related("mtls_binding")
+                .filter(source_refresh_token=stored)
+                .first()
+            )
+            previous_binding = binding_of(previous)
+            if previous_binding is not None and not thumbprints_match(
+                previous_binding.x5t_s256, presented
+            ):
+                self._refuse_refresh(
+                    request, "within the grace period the refresh needs the same client certificate"
+                )
+        request.mtls_grant_bound = grant_bound
+        self._decide_binding(request, grant_bound=grant_bound)
+        return True
+
+    def _refuse_refresh(self, request: Any, description: str) -> None:
+        log.warning(
+            "refresh refused: client_id=%s reason=binding detail=%s",
+            getattr(request.client, "client_id", "-"),
+            description,
+        )
+        raise InvalidGrantError(description=description, request=request)
+
+    def _create_access_token(
+        self, expires: Any, request: Any, token: Any, source_refresh_token: Any = None
+    ) -> Any:
+        access_token = super()._create_access_token(  # type: ignore[misc]
+            expires, request, token, source_refresh_token=source_refresh_token
+        )
+        x5t = getattr(request, "mtls_bind_to", None)
+        if x5t:
+            # Same transaction as the token (DOT's save_bearer_token is atomic).
+            AccessTokenBinding.objects.create(access_token=access_token, x5t_s256=x5t)
+        return access_token
+
+    def _create_refresh_token(
+        self, request: Any, refresh_token_code: str, access_token: Any, previous_refresh_token: Any
+    ) -> Any:
+        refresh_token = super()._create_refresh_token(  # type: ignore[misc]
+            request, refresh_token_code, access_token, previous_refresh_token
+        )
+        x5t = getattr(request, "mtls_bind_to", None)
+        if x5t or getattr(request, "mtls_grant_bound", False):
+            RefreshTokenBinding.objects.create(
+                refresh_token=refresh_token,
+                x5t_s256=self._refresh_token_thumbprint(request, x5t),
+                grant_bound=True,
+            )
+        return refresh_token
+
+    def _refresh_token_thumbprint(self, request: Any, x5t: str | None) -> str:
+        """``REFRESH_TOKEN_BINDING``: which refresh tokens carry the thumbprint themselves."""
+        policy = mtls_settings.REFRESH_TOKEN_BINDING
+        if not x5t or policy == "none":
+            return ""
+        if policy == "all" or getattr(request.client, "client_type", None) == "public":
+            return x5t
+        return ""  # confidential clients under "public": bound to the client, may rotate (§6.3)
+
+    def _save_bearer_token(self, token: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        result = super()._save_bearer_token(token, request, *args, **kwargs)  # type: ignore[misc]
+        stored = getattr(request, "refresh_token_instance", None)
+        if (
+            token.get("refresh_token")
+            and not self.rotate_refresh_token(request)  # type: ignore[attr-defined]
+            and isinstance(stored, get_refresh_token_model())
+            and stored.access_token_id
+        ):
+            # DOT refreshed the access token in place: rebind it to this request's certificate.
+            x5t = getattr(request, "mtls_bind_to", None)
+            if x5t:
+                AccessTokenBinding.objects.update_or_create(
+                    access_token_id=stored.access_token_id, defaults={"x5t_s256": x5t}
+                )
+                RefreshTokenBinding.objects.get_or_create(
+                    refresh_token=stored,
+                    defaults={"x5t_s256": self._refresh_token_thumbprint(request, x5t)},
+                )
+            else:
+                AccessTokenBinding.objects.filter(access_token_id=stored.access_token_id).delete()
+        return result
+
+    # --- enforcement at protected resources (RFC 8705 §3) ---------------------------------------
+
+    def _load_access_token(self, token: str) -> Any:
+        # The binding comes in the same query as the token: no extra query to enforce it.
+        checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        return (
+            get_access_token_model()
+            .objects.select_related("application", "user", "mtls_binding")
+            .filter(token_checksum=checksum)
+            .first()
+        )
+
+    def validate_bearer_token(self, token: str, scopes: Any, request: Any) -> bool:
+        if not super().validate_bearer_token(token, scopes, request):  # type: ignore[misc]
+            return False
+        binding = binding_of(request.access_token)
+        if binding is None and not mtls_settings.REQUIRE_BOUND_TOKENS:
+            return True
+        request.mtls_certificate_dependent = True
+        certificate, problem = get_client_certificate(request.headers)
+        if binding is None:
+            description = "a certificate-bound access token is required"
+        elif thumbprints_match(binding.x5t_s256, certificate.x5t_s256 if certificate else None):
+            return True
+        elif certificate is None:
+            description = (
+                "the access token is certificate-bound; no client certificate was presented"
+            )
+        else:
+            description = "the access token is bound to another client certificate"
+        log.warning(
+            "bound token refused: client_id=%s presented=%s intake=%s detail=%s",
+            getattr(request.access_token.application, "client_id", "-"),
+            certificate.x5t_s256 if certificate else "-",
+            problem or "-",
+            description,
+        )
+        request.oauth2_error = {"error": "invalid_token", "error_description": description}
+        request.mtls_binding_refused = True
+        request.access_token = None
+        request.user = None
+        request.client = None
+        return False
+
     def _basic_client_id(self, request: Any) -> str | None:
         auth = self._extract_basic_auth(request)  # type: ignore[attr-defined]
         if not auth:
@@ -176,6 +408,21 @@ class MTLSValidatorMixin:
         )
         request.mtls_error_code = error.code
         raise InvalidClientError(description=error.description, request=request)
+
+
+def binding_of(token: Any) -> Any:
+    """A token's binding row, or ``None`` (no query when it was ``select_related``)."""
+    if token is None:
+        return None
+    try:
+        return token.mtls_binding
+    except ObjectDoesNotExist:
+        return None
+
+
+def _flagged(client: Any) -> bool:
+    mtls = mtls_client_of(client)
+    return bool(mtls is not None and mtls.tls_client_certificate_bound_access_tokens)
 
 
 def _param(request: Any, name: str) -> str | None:

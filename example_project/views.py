@@ -2,8 +2,15 @@
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from django_oauth_mtls import get_client_certificate
+from django_oauth_mtls.contrib.rest_framework import (
+    MTLSOAuth2Authentication,
+    TokenIsCertificateBound,
+)
 
 
 @require_GET
@@ -20,3 +27,22 @@ def certificate(request: HttpRequest) -> JsonResponse:
     # RFC 9440 §2.4: a response that depends on Client-Cert must not be cached.
     response["Cache-Control"] = "no-store"
     return response
+
+
+class WhoAmI(APIView):
+    """Answers only to a certificate-bound token presented with its certificate."""
+
+    authentication_classes = [MTLSOAuth2Authentication]
+    permission_classes = [TokenIsCertificateBound]
+
+    def get(self, request: Request) -> Response:
+        token = request.auth
+        data = {
+            "client_id": token.application.client_id if token.application else None,
+            "x5t#S256": token.mtls_binding.x5t_s256,
+        }
+        if token.user is not None:
+            data["username"] = token.user.get_username()
+        response = Response(data)
+        response["Cache-Control"] = "no-store"
+        return response

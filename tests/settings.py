@@ -28,7 +28,7 @@ MIDDLEWARE = [
     "django_oauth_mtls.middleware.ClientCertificateMiddleware",
 ]
 
-ROOT_URLCONF = "example_project.urls"
+ROOT_URLCONF = "tests.urls"
 
 TEMPLATES = [
     {

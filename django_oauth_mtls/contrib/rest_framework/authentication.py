@@ -1,0 +1,33 @@
+"""``MTLSOAuth2Authentication``: DOT's DRF authentication with RFC 8705 §3 refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oauth2_provider.contrib.rest_framework import OAuth2Authentication
+from oauth2_provider.oauth2_backends import get_oauthlib_core
+from rest_framework.exceptions import AuthenticationFailed
+
+from django_oauth_mtls.resource import mark_certificate_dependent
+
+
+class MTLSOAuth2Authentication(OAuth2Authentication):  # type: ignore[misc]
+    """Like DOT's ``OAuth2Authentication``, but a bound token presented without its
+    certificate (or with another) is a 401 ``invalid_token``, not an anonymous request.
+
+    No bearer token: ``None`` (DRF's contract). Other invalid tokens: as DOT (``None``, with
+    the error in the challenge when a permission then refuses).
+    """
+
+    def authenticate(self, request: Any) -> tuple[Any, Any] | None:
+        if request is None:
+            return None
+        valid, oauthlib_request = get_oauthlib_core().verify_request(request, scopes=[])
+        if getattr(oauthlib_request, "mtls_certificate_dependent", False):
+            mark_certificate_dependent(request._request)
+        if valid:
+            return oauthlib_request.user, oauthlib_request.access_token
+        request.oauth2_error = getattr(oauthlib_request, "oauth2_error", {})
+        if getattr(oauthlib_request, "mtls_binding_refused", False):
+            raise AuthenticationFailed(request.oauth2_error.get("error_description"))
+        return None
