@@ -487,3 +487,24 @@ def test_query_count_at_most_one_more_than_client_secret_basic(
     with CaptureQueriesContext(connection) as ours:
         assert token_request(client, mtls_app, client_cert).status_code == 200
     assert len(ours) <= len(dot) + 1, [q["sql"] for q in ours]
+
+
+def test_device_code_grant_client_authentication(client, make_app, mtls_settings, client_cert, caplog):
+    """RFC 8628 polling authenticates the client like the other grants (oauthlib 4 calls
+    validate_client_authentication first). DOT 3.4.1 itself cannot finish this grant with
+    oauthlib 4.0.1 (no validate_device_code; its device-authorization view crashes on
+    "scope"), so the client-authentication step is checked on the validator directly."""
+    from oauthlib.common import Request
+    from oauthlib.oauth2.rfc6749.errors import InvalidClientError
+
+    from django_oauth_mtls.oauth2_validators import MTLSOAuth2Validator
+
+    app = make_app(tls_client_auth_san_dns="client-one.example.com", grant_type="urn:ietf:params:oauth:grant-type:device_code")
+    body = f"grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=x&client_id={app.client_id}"
+    headers = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_SSL_CLIENT_CERT": client_cert.nginx()}
+    request = Request("https://testserver/o/token/", "POST", body, headers)
+    assert MTLSOAuth2Validator().authenticate_client(request) is True
+    assert request.client.client_id == app.client_id
+    bare = Request("https://testserver/o/token/", "POST", body, {"REMOTE_ADDR": "127.0.0.1"})
+    with pytest.raises(InvalidClientError, match="requires a client certificate"):
+        MTLSOAuth2Validator().authenticate_client(bare)
