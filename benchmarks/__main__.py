@@ -1,0 +1,92 @@
+"""``python -m benchmarks [--quick] [--only NAME ...] [--output DIR]`` (``make bench``).
+
+Runs every module of ``MODULES``, prints one table each (versions first) and writes
+``<output>/<NAME>.json`` (default ``benchmarks/results/``, git-ignored). ``--quick`` is a smoke
+run for CI: few iterations, seconds, numbers not meaningful. The exit status is 0 whatever the
+numbers: goals are reported, not enforced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from benchmarks import versions
+
+#: Row families, in order. Later rows (token endpoint, DRF) add their module here.
+MODULES = ["benchmarks.intake"]
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def generic_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no rows)"
+    keys = list(rows[0])
+    cells = [[str(row.get(key, "")) for key in keys] for row in rows]
+    widths = [max(len(key), *(len(c[i]) for c in cells)) for i, key in enumerate(keys)]
+    lines = ["  ".join(key.ljust(w) for key, w in zip(keys, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def run_module(
+    module: ModuleType, quick: bool, output: Path, header: dict[str, Any]
+) -> dict[str, Any]:
+    started = time.monotonic()
+    rows: list[dict[str, Any]] = module.run(quick)
+    elapsed = time.monotonic() - started
+    table = getattr(module, "table", generic_table)
+    print(f"\n== {module.TITLE}{' (--quick: smoke run, numbers not meaningful)' if quick else ''}")
+    print(table(rows))
+    notes: list[str] = list(getattr(module, "NOTES", []))
+    for note in notes:
+        print(f"  - {note}")
+    report = {
+        "benchmark": module.NAME,
+        "title": module.TITLE,
+        "quick": quick,
+        "seconds": round(elapsed, 2),
+        "versions": header,
+        "notes": notes,
+        "rows": rows,
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / f"{module.NAME}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"  ({elapsed:.1f} s; written to {path})")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="few iterations (CI smoke run)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only this row family (repeatable), e.g. intake",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help="directory for the JSON")
+    args = parser.parse_args(argv)
+
+    selected = [m for m in MODULES if not args.only or m.rsplit(".", 1)[-1] in args.only]
+    if not selected:
+        parser.error(f"--only matches none of {', '.join(m.rsplit('.', 1)[-1] for m in MODULES)}")
+    header = versions()
+    print("django-oauth-mtls benchmarks")
+    for key, value in header.items():
+        print(f"  {key}: {value}")
+    for name in selected:
+        run_module(importlib.import_module(name), args.quick, args.output, header)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
