@@ -3,20 +3,28 @@
 ``parse_jwk_set`` is pure: it checks that every JWK's ``x5c[0]`` carries the JWK's own key
 (via jwcrypto), so a set whose certificate and key disagree is refused when it is stored or
 fetched, and returns the DER of each ``x5c[0]`` — the certificates a client may present.
+``client_certificates`` is the Django side: a client's inline ``jwks``, or its ``jwks_uri`` set
+through the safe, cached fetcher in :mod:`django_oauth_mtls.jwks_fetch`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
-__all__ = ["JWKSetError", "parse_jwk_set"]
+__all__ = ["JWKSetError", "client_certificates", "parse_jwk_set"]
+
+#: RFC 7518 §6.2.2, §6.3.2, §6.4.1: members that only a private or symmetric key carries.
+PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
 class JWKSetError(ValueError):
@@ -33,8 +41,29 @@ def _x5c_der(item: Any, index: int) -> bytes:
         raise JWKSetError(f"keys[{index}].x5c[0] is not standard base64") from exc
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _check_thumbprint_member(
+    member: Mapping[str, Any], name: str, certificate: x509.Certificate, index: int
+) -> None:
+    # RFC 7517 §4.8, §4.9: x5t / x5t#S256, when present, are the thumbprints of x5c[0].
+    value = member.get(name)
+    if value is None:
+        return
+    algorithm = hashes.SHA256() if name == "x5t#S256" else hashes.SHA1()
+    expected = _b64url(certificate.fingerprint(algorithm))
+    if not isinstance(value, str) or not hmac.compare_digest(value, expected):
+        raise JWKSetError(f"keys[{index}].{name} is not the thumbprint of x5c[0]")
+
+
 def parse_jwk_set(value: Mapping[str, Any] | str | bytes) -> tuple[bytes, ...]:
-    """The DER certificates of a JWK set; raise ``JWKSetError`` with a message on any defect."""
+    """The DER certificates of a JWK set; raise ``JWKSetError`` with a message on any defect.
+
+    Keys without ``x5c`` are allowed (a set may hold other keys) but contribute nothing. A key
+    with private members is refused outright: a published set must be public.
+    """
     from jwcrypto import jwk
 
     if isinstance(value, str | bytes):
@@ -48,6 +77,11 @@ def parse_jwk_set(value: Mapping[str, Any] | str | bytes) -> tuple[bytes, ...]:
     for index, member in enumerate(value["keys"]):
         if not isinstance(member, Mapping):
             raise JWKSetError(f"keys[{index}] is not an object")
+        private = sorted(PRIVATE_MEMBERS.intersection(member))
+        if private:
+            raise JWKSetError(
+                f"keys[{index}] contains private or symmetric key material ({', '.join(private)})"
+            )
         x5c = member.get("x5c")
         if x5c is None:
             continue  # keys without certificates are allowed in a set but never match
@@ -69,6 +103,8 @@ def parse_jwk_set(value: Mapping[str, Any] | str | bytes) -> tuple[bytes, ...]:
         # RFC 7517 §4.7: the key in x5c[0] MUST match the JWK's key members.
         if key.thumbprint() != from_cert.thumbprint():
             raise JWKSetError(f"keys[{index}].x5c[0] does not match the JWK's key")
+        _check_thumbprint_member(member, "x5t#S256", certificate, index)
+        _check_thumbprint_member(member, "x5t", certificate, index)
         certificates.append(der)
     return tuple(certificates)
 
@@ -76,7 +112,9 @@ def parse_jwk_set(value: Mapping[str, Any] | str | bytes) -> tuple[bytes, ...]:
 def client_certificates(mtls: Any, *, refresh: bool = False) -> frozenset[bytes]:
     """The certificates a self-signed client registered (``jwks``; ``jwks_uri`` is fetched).
 
-    Raises ``ClientAuthError("jwk_set_unavailable")`` when no usable set can be had.
+    ``refresh=True`` asks for a re-fetch of a ``jwks_uri`` set (the presented certificate was
+    not found; the client may have rotated it); the fetcher rate-limits it. Raises
+    ``ClientAuthError("jwk_set_unavailable")`` when no usable set can be had.
     """
     from .exceptions import ClientAuthError
 
@@ -96,4 +134,11 @@ def client_certificates(mtls: Any, *, refresh: bool = False) -> frozenset[bytes]
 
 @lru_cache(maxsize=256)
 def _inline_set(canonical_json: str) -> frozenset[bytes]:
+    # Keyed by content, so an edited jwks is parsed afresh.
     return frozenset(parse_jwk_set(canonical_json))
+
+
+def set_digest(certificates: frozenset[bytes]) -> str:
+    """A short, order-independent name for a set of certificates (for logs)."""
+    digest = hashlib.sha256(b"".join(sorted(certificates))).digest()
+    return _b64url(digest)[:16]

@@ -1,9 +1,383 @@
-"""Fetching ``jwks_uri`` sets (RFC 8705 §2.2.2). Placeholder until the safe fetcher lands."""
+"""Fetching a self-signed client's ``jwks_uri`` set, safely (RFC 8705 §2.2.2; RFC 7591 §2).
+
+A ``jwks_uri`` is a URL the client chose and the authorization server fetches: a server-side
+request forgery risk. So the fetcher speaks https only (certificate and host name verified,
+SNI sent), never follows a redirect, resolves the host once and connects to the address it
+checked (no second lookup an attacker's DNS could answer differently), refuses loopback,
+private, link-local, reserved, multicast and unspecified addresses unless
+``JWKS_ALLOW_PRIVATE_ADDRESSES``, stops at ``JWKS_FETCH_TIMEOUT_SECONDS`` (one deadline for the
+whole exchange) and at ``JWKS_MAX_BYTES``, and ignores proxy environment variables.
+
+Sets are cached in Django's ``default`` cache (shared by every app server) for
+``JWKS_CACHE_SECONDS``, as the DER of each ``x5c[0]``, never the document. A certificate that
+is not in the cached set asks for a re-fetch (``refresh=True``, the client may have rotated its
+keys), at most once per ``JWKS_REFETCH_INTERVAL_SECONDS`` per URI; a failed fetch is not
+retried within that interval either. A failed fetch keeps the last good set until that set's
+own expiry, and never extends it: a client that removed a compromised certificate must not be
+held to it longer because its host is unreachable.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import http.client
+import ipaddress
+import json
+import logging
+import math
+import socket
+import ssl
+import threading
+import time
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from django.core.cache import caches
+
+from .conf import mtls_settings
 from .exceptions import ClientAuthError
+from .jwks import JWKSetError, parse_jwk_set
+
+__all__ = ["FetchError", "address_problem", "fetched_certificates", "uri_problem"]
+
+log = logging.getLogger(__name__)
+
+CACHE_ALIAS: Final = "default"
+CACHE_PREFIX: Final = "django_oauth_mtls:jwks:"
+USER_AGENT: Final = "django-oauth-mtls (jwks_uri fetcher)"
+ACCEPT: Final = "application/jwk-set+json, application/json;q=0.9"
+_CHUNK: Final = 8192
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+
+
+class FetchError(Exception):
+    """Why a ``jwks_uri`` set could not be had. ``reason`` is safe to show the client; ``detail``
+    (a resolved address, an exception) goes to the log only."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason} ({detail})" if detail else reason)
+
+
+def _clock() -> float:
+    """Wall-clock seconds for cache freshness (tests replace it to move time)."""
+    return time.time()
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """The TLS client context for ``jwks_uri`` servers: system CAs, host name checked.
+
+    Tests replace this function to trust their own CA; the settings contract has no key for it.
+    """
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+# --- addresses ---------------------------------------------------------------------------------
+
+
+def address_problem(address: IPAddress) -> str | None:
+    """Why ``address`` must not be fetched from (``"loopback"``, ``"private"``…), or ``None``.
+
+    An IPv4-mapped or NAT64 (``64:ff9b::/96``) address is judged as its IPv4 address; 6to4 and
+    Teredo addresses are judged by the IPv4 address they embed too.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address_problem(address.ipv4_mapped)
+        if address in _NAT64:  # an IPv6-only network's view of an IPv4 host: judge that host
+            return address_problem(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    for name in ("loopback", "unspecified", "link_local", "multicast", "reserved", "private"):
+        if getattr(address, f"is_{name}"):
+            return name.replace("_", "-")
+    if not address.is_global:
+        return "non-global"
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = [address.sixtofour, address.teredo[1] if address.teredo else None]
+        for inner in embedded:
+            if inner is not None and (problem := address_problem(inner)):
+                return f"{problem} (embedded {inner})"
+    return None
+
+
+def uri_problem(uri: str) -> str | None:
+    """What is wrong with ``uri`` as a ``jwks_uri`` before any lookup, or ``None``.
+
+    https only, a host, no credentials; an IP-literal host is judged like a resolved address.
+    """
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return "jwks_uri is not a valid URL"
+    if parts.scheme.lower() != "https":
+        return "jwks_uri must be an https URL"
+    if not parts.hostname:
+        return "jwks_uri has no host"
+    if parts.username is not None or parts.password is not None:
+        return "jwks_uri must not carry credentials"
+    if port == 0:
+        return "jwks_uri has an invalid port"
+    try:
+        literal = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return None
+    problem = address_problem(literal)
+    if problem and not mtls_settings.JWKS_ALLOW_PRIVATE_ADDRESSES:
+        return f"jwks_uri points to a {problem.split(' ')[0]} address"
+    return None
+
+
+def _resolve(host: str, port: int) -> list[tuple[int, Any]]:
+    """Every (family, sockaddr) ``host`` resolves to, each one checked: one refused address
+    refuses them all, so a DNS answer mixing public and private addresses gets nowhere."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as exc:
+        raise FetchError("the host name could not be resolved", repr(exc)) from None
+    allow_private = mtls_settings.JWKS_ALLOW_PRIVATE_ADDRESSES
+    resolved: list[tuple[int, Any]] = []
+    for family, _type, _proto, _canonname, sockaddr in infos:
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        text = str(sockaddr[0]).split("%", 1)[0]  # drop an IPv6 zone id
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            raise FetchError("the host resolved to an unusable address", text) from None
+        problem = address_problem(address)
+        if problem and not allow_private:
+            raise FetchError(f"{problem.split(' ')[0]} address refused", f"{host} → {text}")
+        if (family, sockaddr) not in resolved:
+            resolved.append((family, sockaddr))
+    if not resolved:
+        raise FetchError("the host name could not be resolved", "no IPv4/IPv6 address")
+    return resolved
+
+
+# --- the exchange ------------------------------------------------------------------------------
+
+
+class _ResolvedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to one already-checked address; SNI and certificate check use the host name."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        family: int,
+        sockaddr: Any,
+        timeout: float,
+        context: ssl.SSLContext,
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._family = family
+        self._sockaddr = sockaddr
+        self._tls_context = context
+
+    def connect(self) -> None:
+        raw = socket.socket(self._family, socket.SOCK_STREAM)
+        try:
+            raw.settimeout(self.timeout)
+            raw.connect(self._sockaddr)
+            self.sock = self._tls_context.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+
+
+def _abort(sock: socket.socket | None) -> None:
+    # The deadline passed mid-exchange: shut the TCP stream down under the TLS layer, which
+    # wakes the blocked read (a server dripping bytes would outlast any per-read timeout).
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _download(uri: str) -> bytes:
+    problem = uri_problem(uri)
+    if problem:
+        raise FetchError(problem)
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    port = parts.port or 443
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    timeout = max(mtls_settings.JWKS_FETCH_TIMEOUT_SECONDS, 0.001)
+    max_bytes = mtls_settings.JWKS_MAX_BYTES
+    deadline = time.monotonic() + timeout
+    timed_out = FetchError(f"timed out after {timeout:g} s")
+
+    connection: _ResolvedHTTPSConnection | None = None
+    failure = FetchError("connection failed")
+    for family, sockaddr in _resolve(host, port):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise timed_out
+        candidate = _ResolvedHTTPSConnection(
+            host, port, family=family, sockaddr=sockaddr, timeout=remaining, context=_ssl_context()
+        )
+        try:
+            candidate.connect()
+        except ssl.SSLCertVerificationError as exc:
+            raise FetchError("the server's TLS certificate was not accepted", str(exc)) from None
+        except ssl.SSLError as exc:
+            raise FetchError("the TLS handshake failed", str(exc)) from None
+        except TimeoutError:
+            failure = timed_out
+            continue
+        except OSError as exc:
+            failure = FetchError("connection failed", f"{sockaddr[0]}: {exc}")
+            continue
+        connection = candidate
+        break
+    if connection is None:
+        raise failure
+
+    watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), _abort, (connection.sock,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        connection.request(
+            "GET",
+            target,
+            headers={
+                "Accept": ACCEPT,
+                "Accept-Encoding": "identity",
+                "User-Agent": USER_AGENT,
+                "Connection": "close",
+            },
+        )
+        response = connection.getresponse()
+        status = response.status
+        if 300 <= status < 400:
+            # Never followed: the new location would escape the address check.
+            raise FetchError(
+                f"redirect refused (HTTP {status})", response.getheader("Location", "")
+            )
+        if status != 200:
+            raise FetchError(f"HTTP {status}")
+        declared = response.getheader("Content-Length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
+            raise FetchError(f"too large (more than {max_bytes} bytes)", f"declared {declared}")
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = response.read(min(_CHUNK, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise FetchError(f"too large (more than {max_bytes} bytes)")
+        if time.monotonic() >= deadline:
+            raise timed_out
+        return b"".join(chunks)
+    except FetchError:
+        raise
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if time.monotonic() >= deadline or isinstance(exc, TimeoutError):
+            raise timed_out from None
+        raise FetchError("the server's response could not be read", repr(exc)) from None
+    finally:
+        watchdog.cancel()
+        connection.close()
+
+
+def _fetch(uri: str) -> frozenset[bytes]:
+    body = _download(uri)
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeError):
+        raise FetchError("not JSON") from None
+    try:
+        return frozenset(parse_jwk_set(document))
+    except JWKSetError as exc:
+        # e.g. "keys[0].x5c[0] does not match the JWK's key": the whole set is refused.
+        raise FetchError(f"unusable JWK set: {exc}") from None
+
+
+# --- the cache ---------------------------------------------------------------------------------
+
+
+def _keys(uri: str) -> tuple[str, str]:
+    digest = hashlib.sha256(uri.encode("utf-8")).hexdigest()
+    return f"{CACHE_PREFIX}{digest}:set", f"{CACHE_PREFIX}{digest}:attempt"
+
+
+def _fresh(value: Any, now: float, field: str) -> dict[str, Any] | None:
+    if isinstance(value, dict) and isinstance(value.get(field), int | float) and value[field] > now:
+        return value
+    return None
+
+
+def _claim_attempt(cache: Any, key: str, now: float, interval: float) -> dict[str, Any] | None:
+    """Claim this interval's one fetch for a URI; return the recent attempt when one exists."""
+    if interval <= 0:
+        return None
+    marker = {"until": now + interval, "error": None}
+    timeout = max(math.ceil(interval), 1)
+    if cache.add(key, marker, timeout):
+        return None
+    recent = _fresh(cache.get(key), now, "until")
+    if recent is not None:
+        return recent
+    cache.set(key, marker, timeout)  # the stored marker is older than the interval
+    return None
 
 
 def fetched_certificates(uri: str, *, refresh: bool = False) -> frozenset[bytes]:
-    raise ClientAuthError("jwk_set_unavailable", "jwks_uri fetching is not available yet")
+    """The ``x5c[0]`` certificates (DER) of the set at ``uri``, cached; see the module docstring.
+
+    Raises ``ClientAuthError("jwk_set_unavailable", …)`` when there is no usable set.
+    """
+    cache = caches[CACHE_ALIAS]
+    set_key, attempt_key = _keys(uri)
+    now = _clock()
+    entry = _fresh(cache.get(set_key), now, "expires")
+    if entry is not None and not refresh:
+        return frozenset(entry["certificates"])
+    interval = float(mtls_settings.JWKS_REFETCH_INTERVAL_SECONDS)
+    recent = _claim_attempt(cache, attempt_key, now, interval)
+    if recent is not None:
+        if entry is not None:
+            return frozenset(entry["certificates"])  # re-fetch already done in this interval
+        if recent.get("error"):
+            raise ClientAuthError(
+                "jwk_set_unavailable",
+                f"the jwks_uri set is unavailable: {recent['error']} (not retried within "
+                f"{interval:g} s)",
+            )
+        # The last fetch succeeded but its set is gone (evicted, or expired): fetch again.
+    try:
+        certificates = _fetch(uri)
+    except FetchError as exc:
+        log.warning(
+            "jwks_uri fetch failed: uri=%s reason=%s%s%s",
+            uri,
+            exc.reason,
+            f" detail={exc.detail}" if exc.detail else "",
+            " (keeping the last good set until it expires)" if entry is not None else "",
+        )
+        if interval > 0:
+            marker = {"until": now + interval, "error": exc.reason}
+            cache.set(attempt_key, marker, max(math.ceil(interval), 1))
+        if entry is not None:
+            return frozenset(entry["certificates"])
+        raise ClientAuthError(
+            "jwk_set_unavailable", f"the jwks_uri set is unavailable: {exc.reason}"
+        ) from None
+    lifetime = float(mtls_settings.JWKS_CACHE_SECONDS)
+    if lifetime > 0:
+        cache.set(
+            set_key,
+            {"certificates": sorted(certificates), "expires": now + lifetime},
+            max(math.ceil(lifetime), 1),
+        )
+    log.info("jwks_uri fetched: uri=%s certificates=%d", uri, len(certificates))
+    return certificates
