@@ -30,7 +30,7 @@ from tests import pki
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = "the certificate reaches the application as"  # the last line of the start-up banner
-URL_LINE = re.compile(r"Starting development server at (https://[^/\s]+)/")
+URL_LINE = re.compile(r"Starting (?:\w+ )?development server at (https://[^/\s]+)/")  # 6.1: "WSGI "
 CERT_LINE = re.compile(r"TLS server certificate: (\S+)")
 
 
