@@ -14,13 +14,18 @@ from typing import Any
 from django.urls import URLPattern
 from oauth2_provider import urls as dot_urls
 
-from . import views
+from . import metadata, views
 
 app_name = "oauth2_provider"
 
 #: URL name → our view replacing DOT's.
 REPLACEMENTS: dict[str, Callable[..., Any]] = {
     "introspect": views.MTLSIntrospectTokenView.as_view(),
+    "oauth-server-metadata": metadata.MTLSOAuthServerMetadataView.as_view(),
+    "oauth-server-metadata-issuer": metadata.MTLSOAuthServerMetadataView.as_view(),
+    "oauth-resource-metadata": metadata.MTLSOAuthProtectedResourceMetadataView.as_view(),
+    "oauth-resource-metadata-path": metadata.MTLSOAuthProtectedResourceMetadataView.as_view(),
+    "oidc-connect-discovery-info": metadata.MTLSConnectDiscoveryInfoView.as_view(),
 }
 
 
