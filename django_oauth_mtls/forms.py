@@ -42,6 +42,7 @@ __all__ = [
     "Explanation",
     "MTLSClientForm",
     "Step",
+    "add_to_jwk_set",
     "certificate_values",
     "describe_certificate",
     "describe_client",
@@ -183,7 +184,8 @@ def describe_client(application: Any, mtls: MTLSClient | None) -> str:
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a check: its name (``intake``, ``client``, ``chain``, ``pin``, ``match``…)."""
+    """One step of a check: its name (``intake``, ``client``, ``chain``, ``pin``, ``match``…);
+    a failed step's outcome says ``REFUSED`` and the reason code."""
 
     name: str
     outcome: str
@@ -268,7 +270,7 @@ def explain(
         failed = _FAILED_STEP.get(error.code, "match")
         if failed == "chain" and mtls.token_endpoint_auth_method == SELF_SIGNED_TLS_CLIENT_AUTH:
             failed = "certificate"
-        result.steps.append(Step(failed, f"{error.code}: {error.description}", ok=False))
+        result.steps.append(Step(failed, f"REFUSED {error.code}: {error.description}", ok=False))
         result.reason = error.code
         result.description = error.description
         return result
@@ -326,7 +328,7 @@ class CertificateCheckForm(forms.Form):
             certificate = read_pem_certificate(self.cleaned_data["pem"])
         except IntakeError as error:
             detail = f" ({error.detail})" if error.detail else ""
-            intake = Step("intake", f"{source}: {error.code}{detail}", ok=False)
+            intake = Step("intake", f"{source}: REFUSED {error.code}{detail}", ok=False)
             return explain(application, None, intake=intake, intake_problem=error.code, now=now)
         if "proxy_verified" in self.fields:
             from dataclasses import replace
