@@ -49,6 +49,7 @@ WSGI_CHAIN_PREFIX = "SSL_CLIENT_CERT_CHAIN_"
 APACHE_NULL = "(null)"
 _SF_BYTES = re.compile(r"^:([A-Za-z0-9+/=]*):$")
 _HEX64 = re.compile(r"^[0-9A-Fa-f]{64}$")
+_XFCC_SPECIAL = re.compile(r'[\\";,]')
 
 
 def meta_key(header: str) -> str:
@@ -130,13 +131,8 @@ def split_xfcc(value: str) -> list[list[tuple[str, str]]]:
     """
     elements: list[list[tuple[str, str]]] = []
     pairs: list[tuple[str, str]] = []
-    buffer: list[str] = []
-    quoted = False
-    escaped = False
 
-    def close_pair() -> None:
-        text = "".join(buffer)
-        buffer.clear()
+    def close_pair(text: str) -> None:
         if not text.strip():
             return
         key, sep, val = text.partition("=")
@@ -147,27 +143,30 @@ def split_xfcc(value: str) -> list[list[tuple[str, str]]]:
             val = val[1:-1].replace('\\"', '"')
         pairs.append((key.strip().lower(), val))
 
-    for char in value:
-        if escaped:
-            buffer.append(char)
-            escaped = False
-        elif char == "\\" and quoted:
-            buffer.append(char)
-            escaped = True
+    # Only the four special characters are visited (found by a regex), not every character
+    # of the URL-encoded PEM.
+    quoted = False
+    escaped_at = -1  # the index of the character a backslash escapes
+    start = 0
+    for match in _XFCC_SPECIAL.finditer(value):
+        position = match.start()
+        if position == escaped_at:
+            continue
+        char = value[position]
+        if char == "\\":
+            if quoted:
+                escaped_at = position + 1
         elif char == '"':
-            buffer.append(char)
             quoted = not quoted
-        elif char == ";" and not quoted:
-            close_pair()
-        elif char == "," and not quoted:
-            close_pair()
-            elements.append(pairs)
-            pairs = []
-        else:
-            buffer.append(char)
+        elif not quoted:
+            close_pair(value[start:position])
+            start = position + 1
+            if char == ",":
+                elements.append(pairs)
+                pairs = []
     if quoted:
         raise IntakeError("malformed", "unterminated quote in XFCC")
-    close_pair()
+    close_pair(value[start:])
     elements.append(pairs)
     return elements
 

@@ -421,3 +421,13 @@ def test_x_forwarded_for_is_never_consulted(client_cert):
 def test_meta_key():
     assert meta_key("X-SSL-Client-Cert") == "HTTP_X_SSL_CLIENT_CERT"
     assert meta_key("client-cert") == "HTTP_CLIENT_CERT"
+
+
+def test_xfcc_split_respects_quotes_and_escapes():
+    from django_oauth_mtls.proxies import split_xfcc
+
+    value = 'By=spiffe://a;Subject="CN=x\\";y,z";URI=u,Hash=ab;DNS=d'
+    assert split_xfcc(value) == [
+        [("by", "spiffe://a"), ("subject", 'CN=x";y,z'), ("uri", "u")],
+        [("hash", "ab"), ("dns", "d")],
+    ]
