@@ -14,7 +14,7 @@ from typing import Any
 from django.urls import URLPattern
 from oauth2_provider import urls as dot_urls
 
-from . import metadata, views
+from . import metadata, registration, views
 
 app_name = "oauth2_provider"
 
@@ -26,6 +26,8 @@ REPLACEMENTS: dict[str, Callable[..., Any]] = {
     "oauth-resource-metadata": metadata.MTLSOAuthProtectedResourceMetadataView.as_view(),
     "oauth-resource-metadata-path": metadata.MTLSOAuthProtectedResourceMetadataView.as_view(),
     "oidc-connect-discovery-info": metadata.MTLSConnectDiscoveryInfoView.as_view(),
+    "dcr-register": registration.MTLSDynamicClientRegistrationView.as_view(),
+    "dcr-register-management": registration.MTLSDynamicClientRegistrationManagementView.as_view(),
 }
 
 
