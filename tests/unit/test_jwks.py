@@ -132,3 +132,12 @@ def test_x5t_sha1_must_be_the_certificate_thumbprint():
 def test_malformed_sets(document, message):
     with pytest.raises(JWKSetError, match=message):
         parse_jwk_set(document)
+
+
+def test_x5c_with_a_curve_jose_cannot_express_is_refused():
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    small = self_signed("p192", key=ec.generate_private_key(ec.SECP192R1()))
+    member = jwk_of(self_signed("p256"), x5c=[base64.b64encode(small.der).decode()])
+    with pytest.raises(JWKSetError, match=r"keys\[0\]"):
+        parse_jwk_set({"keys": [member]})
