@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 from collections.abc import Mapping
@@ -136,9 +135,3 @@ def client_certificates(mtls: Any, *, refresh: bool = False) -> frozenset[bytes]
 def _inline_set(canonical_json: str) -> frozenset[bytes]:
     # Keyed by content, so an edited jwks is parsed afresh.
     return frozenset(parse_jwk_set(canonical_json))
-
-
-def set_digest(certificates: frozenset[bytes]) -> str:
-    """A short, order-independent name for a set of certificates (for logs)."""
-    digest = hashlib.sha256(b"".join(sorted(certificates))).digest()
-    return _b64url(digest)[:16]
