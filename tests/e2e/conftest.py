@@ -107,8 +107,14 @@ def e2e_pki(e2e_dir: Path, root_ca: pki.Issued, client_cert: pki.Issued) -> E2EP
         server_key=_write(directory / "server.key", _key_pem(server), 0o600),
         server_pem=_write(directory / "server-and-key.pem", server.pem + _key_pem(server), 0o600),
     )
+    # Over 8190 bytes once encoded by any of the proxies: gunicorn's default field limit.
+    large = pki.issue(
+        pki.name(O="Example, Inc.", CN="large-client"),
+        issuer=root_ca,
+        dns=tuple(f"host-{i:04d}.large-client.example.com" for i in range(200)),
+    )
     clients = {}
-    for label, issued in (("pki", client_cert), ("self_signed", self_signed)):
+    for label, issued in (("pki", client_cert), ("self_signed", self_signed), ("large", large)):
         cert_file = _write(directory / f"{label}.pem", issued.pem)
         clients[label] = Credentials(
             cert_file=cert_file,

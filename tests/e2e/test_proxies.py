@@ -56,6 +56,18 @@ def test_app_sees_exactly_the_thumbprint_the_client_computed(
     assert names.count("X-SSL-CLIENT-CERT") == 1
 
 
+def test_a_certificate_larger_than_gunicorns_default_field_limit_passes(
+    proxy: Proxy, client: Client, e2e_pki: E2EPki
+):
+    """gunicorn runs with ``--limit-request-field_size 32768`` (docs/proxies.md); its default,
+    8190, is below MAX_HEADER_BYTES (16384) and would turn this request into a 400."""
+    credentials = e2e_pki.clients["large"]
+    probe = new_probe()
+    assert seen(client, proxy.url, probe, cert=credentials) == as_seen(credentials)
+    [value] = [v for n, v in fields_at_app(proxy.app, probe) if n == "X-SSL-CLIENT-CERT"]
+    assert 8190 < len(value) < 16384
+
+
 def test_without_a_client_certificate_the_problem_is_absent(
     proxy: Proxy, client: Client, e2e_pki: E2EPki
 ):
