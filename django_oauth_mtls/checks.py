@@ -38,7 +38,23 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_files(user)
     messages += _check_choices(user)
     messages += _check_client_auth()
+    messages += _check_resource_server(user)
     return messages
+
+
+def _check_resource_server(user: dict[str, Any]) -> list[CheckMessage]:
+    if user.get("RESOURCE_SERVER_CERTIFICATE") and not user.get("RESOURCE_SERVER_CLIENT_ID"):
+        return [
+            Error(
+                "RESOURCE_SERVER_CERTIFICATE is set without RESOURCE_SERVER_CLIENT_ID: "
+                "tls_client_auth needs the client_id (RFC 8705 §2), so every remote token "
+                "would be refused.",
+                hint="Set RESOURCE_SERVER_CLIENT_ID to this resource server's client_id at the "
+                "authorization server.",
+                id="oauth_mtls.E007",
+            )
+        ]
+    return []
 
 
 def _check_client_auth() -> list[CheckMessage]:

@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "REQUIRE_BOUND_TOKENS": False,
     "RESOURCE_SERVER_CERTIFICATE": None,
     "RESOURCE_SERVER_CA_BUNDLE": None,
+    "RESOURCE_SERVER_CLIENT_ID": None,
     "MTLS_BASE_URL": None,
 }
 
@@ -186,6 +187,11 @@ class MTLSSettings:
     @property
     def RESOURCE_SERVER_CA_BUNDLE(self) -> str | None:
         return self._get("RESOURCE_SERVER_CA_BUNDLE")  # type: ignore[no-any-return]
+
+    @property
+    def RESOURCE_SERVER_CLIENT_ID(self) -> str | None:
+        value = self._get("RESOURCE_SERVER_CLIENT_ID")
+        return str(value) if value else None
 
     @property
     def MTLS_BASE_URL(self) -> str | None:

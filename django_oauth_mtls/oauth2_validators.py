@@ -43,6 +43,7 @@ from .conf import mtls_settings
 from .exceptions import ClientAuthError
 from .intake import get_client_certificate
 from .models import AccessTokenBinding, MTLSClient, RefreshTokenBinding
+from .resource_server import ResourceServerMixin
 
 log = logging.getLogger("django_oauth_mtls.client_auth")
 
@@ -66,7 +67,7 @@ def mtls_client_of(application: Any) -> MTLSClient | None:
         return None
 
 
-class MTLSValidatorMixin:
+class MTLSValidatorMixin(ResourceServerMixin):
     """RFC 8705 §2 client authentication on top of any DOT ``OAuth2Validator``."""
 
     # --- loading -------------------------------------------------------------------------
@@ -328,7 +329,7 @@ class MTLSValidatorMixin:
         )
 
     def validate_bearer_token(self, token: str, scopes: Any, request: Any) -> bool:
-        if not super().validate_bearer_token(token, scopes, request):  # type: ignore[misc]
+        if not super().validate_bearer_token(token, scopes, request):
             return False
         binding = binding_of(request.access_token)
         if binding is None and not mtls_settings.REQUIRE_BOUND_TOKENS:

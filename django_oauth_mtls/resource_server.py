@@ -51,7 +51,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.utils import get_timezone
 
 from .binding import CNF_MEMBER
-from .conf import SETTINGS_NAME, mtls_settings
+from .conf import mtls_settings
 from .models import AccessTokenBinding
 
 log = logging.getLogger("django_oauth_mtls.resource_server")
@@ -80,13 +80,8 @@ class UnsupportedConfirmation(ValueError):
 
 
 def resource_server_client_id() -> str | None:
-    """The RS's own ``client_id`` at the AS, sent with ``tls_client_auth`` (RFC 8705 §2).
-
-    ``OAUTH2_MTLS["RESOURCE_SERVER_CLIENT_ID"]``. Read here, behind one helper, until the key
-    joins ``django_oauth_mtls.conf`` (then: ``return mtls_settings.RESOURCE_SERVER_CLIENT_ID``).
-    """
-    value = (getattr(settings, SETTINGS_NAME, None) or {}).get("RESOURCE_SERVER_CLIENT_ID")
-    return str(value) if value else None
+    """The RS's own ``client_id`` at the AS, sent with ``tls_client_auth`` (RFC 8705 §2)."""
+    return mtls_settings.RESOURCE_SERVER_CLIENT_ID
 
 
 def confirmation_thumbprint(content: Mapping[str, Any]) -> str | None:

@@ -70,7 +70,8 @@ def test_unreadable_files_E002(tmp_path):
     not_pem.write_text("hello")
     got = ids(TRUSTED_CA_CERTIFICATES=[str(tmp_path / "missing.pem"), str(not_pem)])
     assert got == ["oauth_mtls.E002", "oauth_mtls.E002"]
-    assert ids(RESOURCE_SERVER_CERTIFICATE=(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))) == [
+    pair = (str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
+    assert ids(RESOURCE_SERVER_CERTIFICATE=pair, RESOURCE_SERVER_CLIENT_ID="rs") == [
         "oauth_mtls.E002",
         "oauth_mtls.E002",
     ]
@@ -140,3 +141,9 @@ def test_validator_without_mixin_W005(settings):
             "OAUTH2_VALIDATOR_CLASS": "django_oauth_mtls.oauth2_validators.MTLSOAuth2Validator",
         }
         oauth2_settings.reload()
+
+
+def test_resource_server_certificate_without_client_id_E007():
+    pair = (ANY_PEM, ANY_PEM)
+    assert ids(RESOURCE_SERVER_CERTIFICATE=pair) == ["oauth_mtls.E007"]
+    assert ids(RESOURCE_SERVER_CERTIFICATE=pair, RESOURCE_SERVER_CLIENT_ID="rs") == []
