@@ -15,4 +15,5 @@ class DjangoOAuthMTLSConfig(AppConfig):
         from . import truststore
 
         checks.register(mtls_checks.check_settings, checks.Tags.security)
+        checks.register(mtls_checks.check_metadata, checks.Tags.security)
         truststore.connect_signals()

@@ -249,3 +249,10 @@ def _check_choices(user: dict[str, Any]) -> list[CheckMessage]:
                 )
             )
     return messages
+
+
+def check_metadata(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The metadata checks (W006, W007), imported lazily so ``ready()`` imports no DOT views."""
+    from .metadata import check_metadata_settings
+
+    return check_metadata_settings(app_configs, **kwargs)

@@ -77,11 +77,13 @@ OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "django_oauth_mtls.oauth2_validators.MTLSOAuth2Validator",
     "DCR_ENABLED": True,
     "PKCE_REQUIRED": True,
+    "OIDC_ISS_ENDPOINT": os.environ.get("OAUTH2_ISSUER", ""),
 }
 
 OAUTH2_MTLS = {
     "CERTIFICATE_SOURCE": os.environ.get("OAUTH2_MTLS_CERTIFICATE_SOURCE", "nginx"),
     "TRUSTED_PROXIES": ["127.0.0.1/32", "::1/128"],
+    "MTLS_BASE_URL": os.environ.get("OAUTH2_MTLS_BASE_URL") or None,
     # PEM files of the CAs that issue tls_client_auth certificates (os.pathsep-separated).
     "TRUSTED_CA_CERTIFICATES": [
         path for path in os.environ.get("OAUTH2_MTLS_TRUSTED_CA", "").split(os.pathsep) if path
