@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from django import forms
@@ -331,8 +331,6 @@ class CertificateCheckForm(forms.Form):
             intake = Step("intake", f"{source}: REFUSED {error.code}{detail}", ok=False)
             return explain(application, None, intake=intake, intake_problem=error.code, now=now)
         if "proxy_verified" in self.fields:
-            from dataclasses import replace
-
             certificate = replace(
                 certificate, proxy_verified=bool(self.cleaned_data.get("proxy_verified"))
             )
@@ -377,7 +375,6 @@ class MTLSClientForm(forms.ModelForm):  # type: ignore[type-arg]
             "be on the client's validated path."
         ),
     )
-
     jwks_uri = forms.URLField(
         label="jwks_uri",
         required=False,
