@@ -172,8 +172,12 @@ class MTLSClient(models.Model):
                 errors["jwks_uri"] = _("Give jwks or jwks_uri, not both.")
             elif not self.jwks and not self.jwks_uri:
                 errors["jwks"] = _("self_signed_tls_client_auth needs jwks or jwks_uri.")
-            if self.jwks_uri and not self.jwks_uri.lower().startswith("https://"):
-                errors["jwks_uri"] = _("jwks_uri must be an https URL.")
+            if self.jwks_uri:
+                from .jwks_fetch import uri_problem
+
+                problem = uri_problem(self.jwks_uri)
+                if problem:
+                    errors["jwks_uri"] = problem
             if self.jwks:
                 from .jwks import JWKSetError, parse_jwk_set
 
