@@ -11,16 +11,24 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from benchmarks import versions
+from benchmarks import Skip, load_average, versions
 
-#: Row families, in order. Later rows (token endpoint, DRF) add their module here.
-MODULES = ["benchmarks.intake"]
+#: Row families, in order (issue #10's ids in the comments).
+MODULES = [
+    "benchmarks.token_endpoint",  # P1, P2
+    "benchmarks.drf",  # P3
+    "benchmarks.intake",  # P4
+    "benchmarks.nginx_e2e",  # P5 (full run only)
+    "benchmarks.pg_scale",  # P6 (full run only)
+    # "benchmarks.peerbench",  # P7 (full run only)
+]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -40,11 +48,20 @@ def run_module(
     module: ModuleType, quick: bool, output: Path, header: dict[str, Any]
 ) -> dict[str, Any]:
     started = time.monotonic()
-    rows: list[dict[str, Any]] = module.run(quick)
+    load_before = load_average()
+    skipped: str | None = None
+    rows: list[dict[str, Any]] = []
+    if quick and getattr(module, "FULL_ONLY", False):
+        skipped = "full run only (skipped with --quick)"
+    else:
+        try:
+            rows = module.run(quick)
+        except Skip as skip:
+            skipped = str(skip)
     elapsed = time.monotonic() - started
     table = getattr(module, "table", generic_table)
     print(f"\n== {module.TITLE}{' (--quick: smoke run, numbers not meaningful)' if quick else ''}")
-    print(table(rows))
+    print(f"SKIPPED: {skipped}" if skipped else table(rows))
     notes: list[str] = list(getattr(module, "NOTES", []))
     for note in notes:
         print(f"  - {note}")
@@ -53,6 +70,9 @@ def run_module(
         "title": module.TITLE,
         "quick": quick,
         "seconds": round(elapsed, 2),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "skipped": skipped,
         "versions": header,
         "notes": notes,
         "rows": rows,
@@ -79,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     selected = [m for m in MODULES if not args.only or m.rsplit(".", 1)[-1] in args.only]
     if not selected:
         parser.error(f"--only matches none of {', '.join(m.rsplit('.', 1)[-1] for m in MODULES)}")
+    # One Django configuration for every row family: the in-process rows need theirs.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
     header = versions()
     print("django-oauth-mtls benchmarks")
     for key, value in header.items():
