@@ -33,7 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 ROOT = Path(__file__).resolve().parents[1]
 READY = "the certificate reaches the application as"  # last line of runserver_mtls's banner
-URL_LINE = re.compile(r"Starting development server at (https://[^/\s]+)/")
+URL_LINE = re.compile(r"Starting (?:\w+ )?development server at (https://[^/\s]+)/")  # 6.1: "WSGI "
 START_TIMEOUT = 60.0
 
 
