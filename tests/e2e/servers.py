@@ -203,7 +203,9 @@ def migrate(sqlite_path: Path, log: Path) -> None:
         raise RuntimeError(f"manage.py migrate failed:\n{result.stdout}{result.stderr}")
 
 
-def start_gunicorn(source: str, directory: Path, sqlite_path: Path) -> Managed:
+def start_gunicorn(
+    source: str, directory: Path, sqlite_path: Path, extra_env: dict[str, str] | None = None
+) -> Managed:
     """gunicorn on 127.0.0.1 serving the example with ``CERTIFICATE_SOURCE=source``.
 
     ``header_map=dangerous`` keeps fields with underscores (gunicorn's default drops them) so
@@ -213,6 +215,7 @@ def start_gunicorn(source: str, directory: Path, sqlite_path: Path) -> Managed:
     port = free_port()
     probe = directory / "probe.jsonl"
     env = example_env(sqlite_path, source)
+    env.update(extra_env or {})
     env["E2E_PROBE_FILE"] = str(probe)
     argv = [
         sys.executable, "-m", "gunicorn",

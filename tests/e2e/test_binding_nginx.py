@@ -1,0 +1,110 @@
+"""Certificate-bound tokens end to end through real nginx (RFC 8705 §2.1, §3), with curl and
+httpx: a ``tls_client_auth`` token, then ``/api/whoami/`` with the certificate (200), without
+it (401) and with another client's (401)."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import require_tool
+from tests.e2e import servers
+from tests.e2e.clients import CLIENTS, TIMEOUT, Credentials
+from tests.e2e.conftest import E2EPki, _subdir
+
+pytestmark = pytest.mark.e2e
+
+CREATE_CLIENT = """
+from oauth2_provider.models import get_application_model
+from django_oauth_mtls.models import MTLSClient
+app = get_application_model().objects.create(
+    name="e2e-bound", client_type="confidential", authorization_grant_type="client-credentials")
+row = MTLSClient(application=app, token_endpoint_auth_method="tls_client_auth",
+    tls_client_auth_san_dns="client-one.example.com", tls_client_certificate_bound_access_tokens=True)
+row.full_clean(); row.save()
+print(app.client_id)
+"""
+
+
+@pytest.fixture(scope="module")
+def bound_setup(e2e_dir: Path, e2e_pki: E2EPki) -> Iterator[tuple[str, str]]:
+    """nginx → gunicorn with the test CA trusted; a bound tls_client_auth client; (url, client_id)."""
+    nginx = require_tool("nginx")
+    directory = _subdir(e2e_dir, "binding")
+    sqlite_path = directory / "example.sqlite3"
+    servers.migrate(sqlite_path, directory / "migrate.log")
+    created = subprocess.run(  # noqa: S603
+        [sys.executable, str(servers.ROOT / "manage.py"), "shell", "-c", CREATE_CLIENT],
+        env=servers.example_env(sqlite_path), cwd=servers.ROOT, capture_output=True, text=True,
+        timeout=120, check=True,
+    )
+    client_id = created.stdout.strip().splitlines()[-1]
+    app = servers.start_gunicorn(
+        "nginx", _subdir(directory, "gunicorn"), sqlite_path,
+        extra_env={"OAUTH2_MTLS_TRUSTED_CA": str(e2e_pki.tls.ca)},
+    )
+    proxy = servers.start_nginx(nginx, _subdir(directory, "nginx"), e2e_pki.tls, app.port)
+    try:
+        yield f"https://127.0.0.1:{proxy.port}", client_id
+    finally:
+        proxy.stop()
+        app.stop()
+
+
+def call(kind: str, method: str, url: str, ca: Path, cert: Credentials | None, *,
+         form: dict[str, str] | None = None, token: str | None = None) -> tuple[int, dict, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if kind == "curl":
+        argv = [require_tool("curl"), "--silent", "--show-error", "--noproxy", "*", "--cacert", str(ca),
+                "--max-time", str(int(TIMEOUT)), "--include", "-X", method]
+        if cert is not None:
+            argv += ["--cert", str(cert.cert_file), "--key", str(cert.key_file)]
+        for name, value in headers.items():
+            argv += ["--header", f"{name}: {value}"]
+        for name, value in (form or {}).items():
+            argv += ["--data-urlencode", f"{name}={value}"]
+        result = subprocess.run([*argv, url], capture_output=True, text=True, timeout=TIMEOUT + 5, check=True)  # noqa: S603
+        head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
+        status = int(head.split()[1])
+        return status, json.loads(body) if body.strip().startswith("{") else {}, head.lower()
+    context = ssl.create_default_context(cafile=str(ca))
+    if cert is not None:
+        context.load_cert_chain(str(cert.cert_file), str(cert.key_file))
+    with httpx.Client(verify=context, timeout=TIMEOUT, trust_env=False) as session:
+        response = session.request(method, url, data=form, headers=headers)
+    head = "\n".join(f"{k}: {v}" for k, v in response.headers.items()).lower()
+    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    return response.status_code, body, head
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_bound_token_through_nginx(kind, bound_setup, e2e_pki):
+    url, client_id = bound_setup
+    ca = e2e_pki.tls.ca
+    own, stranger = e2e_pki.clients["pki"], e2e_pki.clients["self_signed"]
+    form = {"grant_type": "client_credentials", "client_id": client_id, "scope": "read"}
+    status, body, _ = call(kind, "POST", f"{url}/o/token/", ca, own, form=form)
+    assert status == 200, body
+    assert body["token_type"] == "Bearer"
+    token = body["access_token"]
+
+    status, body, head = call(kind, "GET", f"{url}/api/whoami/", ca, own, token=token)
+    assert (status, body) == (200, {"client_id": client_id, "x5t#S256": own.x5t_s256})
+    assert "no-store" in head
+
+    status, _, head = call(kind, "GET", f"{url}/api/whoami/", ca, None, token=token)
+    assert status == 401 and 'error="invalid_token"' in head
+
+    status, _, head = call(kind, "GET", f"{url}/api/whoami/", ca, stranger, token=token)
+    assert status == 401 and 'error="invalid_token"' in head
+
+    # Without its certificate the client cannot get a token at all.
+    status, body, _ = call(kind, "POST", f"{url}/o/token/", ca, None, form=form)
+    assert status == 401 and body["error"] == "invalid_client"
