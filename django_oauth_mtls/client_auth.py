@@ -98,7 +98,7 @@ def _authenticate_pki(
         raise ClientAuthError(
             "subject_mismatch", f"the certificate does not match the registered {field}"
         )
-    step("match", f"{field} = {value!r} matches")
+    step("match", f'{field} = "{value}" matches')
 
 
 def _authenticate_self_signed(

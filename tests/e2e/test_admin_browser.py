@@ -100,7 +100,7 @@ def test_operator_registers_a_san_from_a_pasted_certificate_and_checks_it(
             expect(verdict).to_have_class("match")
             expect(verdict).to_contain_text(f"match — client '{app.client_id}' authenticates")
             expect(page.locator("#mtls-check-steps li.step-match")).to_contain_text(
-                "tls_client_auth_san_dns = 'client-one.example.com' matches"
+                'tls_client_auth_san_dns = "client-one.example.com" matches'
             )
         finally:
             browser.close()

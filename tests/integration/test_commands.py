@@ -260,7 +260,7 @@ def test_explain_a_match_from_a_file(make_app, mtls_settings, client_cert, pem_f
         f"client: client_id={app.client_id}, method=tls_client_auth, "
         f'registered tls_client_auth_subject_dn="{DN}", tokens not bound by default',
         f"chain: valid: {DN} → O=Test PKI,CN=Test Root CA",
-        f"match: tls_client_auth_subject_dn = {DN!r} matches",
+        f'match: tls_client_auth_subject_dn = "{DN}" matches',
         f"verdict: match — client '{app.client_id}' authenticates with this certificate "
         "(tls_client_auth)",
     ]
@@ -281,7 +281,7 @@ def test_explain_a_match_from_a_proxy_header(make_app, mtls_settings, client_cer
         "intake: source=nginx field=X-SSL-Client-Cert peer=127.0.0.1: "
         f"x5t#S256={client_cert.x5t_s256}, "
     )
-    assert "match: tls_client_auth_san_dns = 'client-one.example.com' matches" in lines(output)
+    assert 'match: tls_client_auth_san_dns = "client-one.example.com" matches' in lines(output)
     assert last.startswith("verdict: match — ")
 
 
