@@ -29,11 +29,10 @@ from .exceptions import ClientAuthError, IntakeError
 from .jwks import JWKSetError, parse_jwk_set
 from .matching import SAN_DNS, SAN_EMAIL, SAN_IP, SAN_URI, SUBJECT_DN, SUBJECT_FIELDS
 from .models import (
-    MTLS_METHODS,
     SELF_SIGNED_TLS_CLIENT_AUTH,
     TLS_CLIENT_AUTH,
-    AuthMethod,
     MTLSClient,
+    client_type_problem,
 )
 
 __all__ = [
@@ -503,13 +502,8 @@ class MTLSClientForm(forms.ModelForm):  # type: ignore[type-arg]
             self.instance.application = parent
         if parent is None or self.instance.application_id is not None:
             return
-        method = cleaned.get("token_endpoint_auth_method")
-        client_type = getattr(parent, "client_type", None)
-        if method in MTLS_METHODS and client_type != "confidential":
-            self.add_error(
-                "token_endpoint_auth_method", _("mTLS methods require a confidential client.")
-            )
-        elif method == AuthMethod.NONE and client_type != "public":
-            self.add_error(
-                "token_endpoint_auth_method", _("The method none requires a public client.")
-            )
+        problem = client_type_problem(
+            cleaned.get("token_endpoint_auth_method") or "", getattr(parent, "client_type", None)
+        )
+        if problem:
+            self.add_error("token_endpoint_auth_method", problem)

@@ -75,6 +75,15 @@ def normalise_spki_pin(value: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def client_type_problem(method: str, client_type: str | None) -> str | None:
+    """Why ``method`` does not fit an application of ``client_type`` (docs/api.md), or None."""
+    if method in MTLS_METHODS and client_type != "confidential":
+        return str(_("mTLS methods require a confidential client."))
+    if method == AuthMethod.NONE and client_type != "public":
+        return str(_("The method none requires a public client."))
+    return None
+
+
 class MTLSClient(models.Model):
     """RFC 8705 client metadata for one DOT application."""
 
@@ -187,15 +196,9 @@ class MTLSClient(models.Model):
                     errors["jwks"] = str(exc)
         application = getattr(self, "application", None) if self.application_id else None
         if application is not None:
-            client_type = getattr(application, "client_type", None)
-            if method in MTLS_METHODS and client_type != "confidential":
-                errors.setdefault(
-                    "token_endpoint_auth_method", _("mTLS methods require a confidential client.")
-                )
-            if method == AuthMethod.NONE and client_type != "public":
-                errors.setdefault(
-                    "token_endpoint_auth_method", _("The method none requires a public client.")
-                )
+            problem = client_type_problem(method, getattr(application, "client_type", None))
+            if problem:
+                errors.setdefault("token_endpoint_auth_method", problem)
         if errors:
             raise ValidationError(errors)
 
