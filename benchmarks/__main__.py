@@ -27,7 +27,7 @@ MODULES = [
     "benchmarks.intake",  # P4
     "benchmarks.nginx_e2e",  # P5 (full run only)
     "benchmarks.pg_scale",  # P6 (full run only)
-    # "benchmarks.peerbench",  # P7 (full run only)
+    "benchmarks.peerbench",  # P7 (full run only)
 ]
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -17,7 +17,7 @@ import pytest
 from django_oauth_mtls.proxies import SOURCES
 
 ROOT = Path(__file__).resolve().parents[2]
-FULL_ONLY = ("nginx_e2e", "pg_scale")
+FULL_ONLY = ("nginx_e2e", "pg_scale", "peerbench")
 
 
 @pytest.fixture(scope="module")

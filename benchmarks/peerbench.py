@@ -1,0 +1,194 @@
+"""Against node-oidc-provider with ../shared/peerbench (P7): a reported comparison, not a gate.
+
+Runs ``../shared/peerbench/run.sh`` with ``EXTRA_TARGET_FILES=benchmarks/peerbench_target.sh``
+and ``TARGETS="nop ours"`` (wrk, same box, peerbench's method: warm-up run, measured runs,
+medians), then reads its ``raw.tsv`` and sets our rows beside node-oidc-provider's from the
+same run: ``b token tls_client_auth (CA-signed)`` (aim: ≥ 1× nop's req/s) and ``d resource
+GET`` with a bound token (aim: ≥ 0.5×). Knobs (environment): ``PEERBENCH`` (the folder,
+default ``../shared/peerbench``), ``PEERBENCH_DIR`` (default ``/tmp/peerbench``), and
+peerbench's own ``CONNS`` (default here ``32``), ``REPS`` (3), ``DURATION`` (10), ``WARMUP``
+(3), ``OURS_GUNICORN_ARGS`` (default peerbench's ``GUNICORN_ARGS``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from benchmarks import Skip, load_average
+
+NAME = "peerbench"
+TITLE = "peerbench (wrk): ours vs node-oidc-provider, same run, req/s medians"
+FULL_ONLY = True
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_FILE = Path(__file__).with_name("peerbench_target.sh")
+AIMS = {"b token tls_client_auth (CA-signed)": 1.0, "d resource GET": 0.5}
+NOTES = [
+    "aims (issue #10, P7, reported, not a gate): token endpoint with tls_client_auth >= 1x "
+    "node-oidc-provider's req/s, GET with a bound token >= 0.5x",
+    "nop keeps tokens in an in-memory LRU; ours writes every token (and its binding) to SQLite",
+    "wrk and the servers share the 2 cores (peerbench's set-up); runs are sequential, not "
+    "interleaved",
+]
+
+
+def _peerbench_dir() -> Path:
+    return Path(os.environ.get("PEERBENCH", ROOT.parent / "shared" / "peerbench")).resolve()
+
+
+def _check_tools(folder: Path) -> None:
+    if not (folder / "run.sh").exists():
+        raise Skip(f"peerbench not found at {folder} (set PEERBENCH=/path/to/peerbench)")
+    for tool, hint in (
+        ("wrk", "apt-get install wrk"),
+        ("node", "apt-get install nodejs npm"),
+        ("npm", "apt-get install npm"),
+        ("curl", "apt-get install curl"),
+        ("openssl", "apt-get install openssl"),
+        ("git", "apt-get install git"),
+    ):
+        if not shutil.which(tool):
+            raise Skip(f"{tool} is not installed ({hint})")
+    pyenv = shutil.which("pyenv")
+    if not os.environ.get("PY312") and not pyenv:
+        raise Skip("no Python 3.12 for peerbench's venvs (pyenv with a 3.12, or PY312=...)")
+
+
+def parse_raw(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
+    runs: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        scenario, peer, conns, _rep, rps, p50, p99, n, non2xx, sockerr = line.split("\t")
+        entry = runs.setdefault(
+            (scenario, peer, int(conns)), {"rps": [], "p50": [], "p99": [], "n": 0, "err": 0}
+        )
+        entry["rps"].append(float(rps))
+        entry["p50"].append(float(p50))
+        entry["p99"].append(float(p99))
+        entry["n"] += int(n)
+        entry["err"] += int(non2xx) + int(sockerr)
+    return runs
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    folder = _peerbench_dir()
+    _check_tools(folder)
+    work = Path(os.environ.get("PEERBENCH_DIR", "/tmp/peerbench"))
+    results = work / "results"
+    before = set(results.iterdir()) if results.exists() else set()
+    env = dict(os.environ)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(
+        EXTRA_TARGET_FILES=str(TARGET_FILE),
+        TARGETS=os.environ.get("PEERBENCH_TARGETS", "nop ours"),
+        PEERBENCH_DIR=str(work),
+    )
+    env.setdefault("CONNS", "32")
+    log = Path(__file__).with_name("results") / "peerbench.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        done = subprocess.run(  # noqa: S603
+            ["bash", str(folder / "run.sh")],
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=7200,
+            check=False,
+        )
+    if done.returncode:
+        raise RuntimeError(f"peerbench failed (status {done.returncode}), see {log}")
+    new = sorted(set(results.iterdir()) - before) if results.exists() else []
+    if not new:
+        raise RuntimeError(f"peerbench wrote no results, see {log}")
+    out_dir = new[-1]
+    runs = parse_raw(out_dir / "raw.tsv")
+    rows: list[dict[str, Any]] = []
+    for (scenario, peer, conns), entry in sorted(runs.items()):
+        rows.append(
+            {
+                "id": "P7",
+                "scenario": scenario,
+                "peer": peer,
+                "conns": conns,
+                "runs": len(entry["rps"]),
+                "rps": round(statistics.median(entry["rps"]), 1),
+                "p50_ms": round(statistics.median(entry["p50"]), 2),
+                "p99_ms": round(statistics.median(entry["p99"]), 2),
+                "requests": entry["n"],
+                "errors": entry["err"],
+            }
+        )
+    for scenario, aim in AIMS.items():
+        for conns in sorted({r["conns"] for r in rows}):
+            ours = [
+                r
+                for r in rows
+                if r["scenario"] == scenario
+                and r["conns"] == conns
+                and r["peer"].startswith("ours-")
+            ]
+            nop = [
+                r
+                for r in rows
+                if r["scenario"] == scenario
+                and r["conns"] == conns
+                and r["peer"].startswith("nop-")
+            ]
+            if not ours or not nop:
+                continue
+            ratio = ours[0]["rps"] / nop[0]["rps"] if nop[0]["rps"] else 0.0
+            rows.append(
+                {
+                    "id": "P7",
+                    "scenario": scenario,
+                    "peer": "ours / nop",
+                    "conns": conns,
+                    "ratio": round(ratio, 3),
+                    "aim": f">= {aim:g}x",
+                    "verdict": "meets the aim"
+                    if ratio >= aim
+                    else f"short: {ratio:.2f}x < {aim:g}x",
+                    "results": str(out_dir),
+                    "load_average": load_average(),
+                }
+            )
+    header_file = out_dir / "table.md"
+    if header_file.exists():
+        rows.append(
+            {
+                "id": "P7",
+                "scenario": "(peerbench header)",
+                "peer": "",
+                "conns": 0,
+                "header": header_file.read_text().split("\n\n", 1)[0],
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    header = (
+        f"{'scenario':<44} {'peer':<52} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        if "header" in r:
+            lines.append(r["header"])
+        elif "ratio" in r:
+            lines.append(
+                f"{r['scenario']:<44} {r['peer']:<52} {r['conns']:>5} ratio {r['ratio']:.3f}  "
+                f"aim {r['aim']}: {r['verdict']}"
+            )
+        else:
+            lines.append(
+                f"{r['scenario']:<44} {r['peer']:<52} {r['conns']:>5} {r['rps']:>8.1f} "
+                f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['errors']:>6}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import include, path
+
+from .views import ResourceView
+
+urlpatterns = [
+    path("o/", include("django_oauth_mtls.urls")),
+    path("api/resource", ResourceView.as_view()),
+]

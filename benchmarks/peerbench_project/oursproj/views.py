@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from oauth2_provider.contrib.rest_framework import TokenHasScope
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from django_oauth_mtls.contrib.rest_framework import MTLSOAuth2Authentication
+
+
+class ResourceView(APIView):
+    """peerbench's resource (dot/benchproj/views.py) with our authentication: a bound token is
+    accepted only with the certificate it is bound to."""
+
+    authentication_classes = [MTLSOAuth2Authentication]
+    permission_classes = [TokenHasScope]
+    required_scopes = ["read"]
+
+    def get(self, request):
+        return Response({"ok": True, "client_id": request.auth.application.client_id})

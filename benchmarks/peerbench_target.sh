@@ -1,0 +1,71 @@
+# peerbench target "ours": django-oauth-mtls (this repository) on DOT 3.4.1, a third peer beside
+# node-oidc-provider ("nop") and plain DOT ("dot"). Sourced by ../shared/peerbench/run.sh:
+#
+#   EXTRA_TARGET_FILES=$PWD/benchmarks/peerbench_target.sh TARGETS="nop ours" \
+#     ../shared/peerbench/run.sh
+#
+# (python -m benchmarks --only peerbench does exactly that and reads the results.)
+# Installs the committed tree (git archive HEAD; OURS_SOURCE=worktree for the working tree) with
+# peerbench's pins into $WORK/ours-venv, copies benchmarks/peerbench_project/oursproj (peerbench's
+# dot project plus our app, middleware and validator, certificate source rfc9440 from 127.0.0.1,
+# peerbench's test CA trusted) and runs the mTLS scenarios with the same ids as nop's rows:
+#   b token tls_client_auth (CA-signed)      client ours-pki, SAN dns, bound tokens
+#   b token self_signed_tls_client_auth      client ours-selfsigned, jwks x5c, bound tokens
+#   d resource GET                           bound token + its certificate, MTLSOAuth2Authentication
+#   a token client_secret_basic              ours-plain, unhashed (only with OURS_ALL=1)
+# gunicorn arguments: OURS_GUNICORN_ARGS (default: peerbench's GUNICORN_ARGS, as for "dot").
+
+OURS_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OURS_SOURCE=${OURS_SOURCE:-head}
+OURS_GUNICORN_ARGS=${OURS_GUNICORN_ARGS:-$GUNICORN_ARGS}
+
+ensure_ours_venv() {
+  local venv="$WORK/ours-venv" src="$WORK/ours-src" rev
+  [ -x "$venv/bin/python" ] || { [ -n "$PY312" ] || { log "no pyenv 3.12 found"; return 1; }; "$PY312" -m venv "$venv"; }
+  if ! "$venv/bin/python" -c "import importlib.metadata as m,sys; sys.exit(m.version('django-oauth-toolkit')!='$DOT_VERSION')" 2>/dev/null \
+     || ! "$venv/bin/python" -c "import gunicorn, rest_framework" 2>/dev/null; then
+    log "pip install django-oauth-toolkit==$DOT_VERSION $DOT_PIP_PINS (ours)"
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install -q --disable-pip-version-check "django-oauth-toolkit==$DOT_VERSION" $DOT_PIP_PINS
+  fi
+  rm -rf "$src"; mkdir -p "$src"
+  if [ "$OURS_SOURCE" = worktree ]; then
+    rev="worktree-$(date +%s)"
+    (cd "$OURS_REPO" && tar --exclude=.venv* --exclude=.git --exclude=build -cf - pyproject.toml README.md django_oauth_mtls) | tar -xf - -C "$src"
+  else
+    rev=$(git -C "$OURS_REPO" rev-parse --short HEAD)
+    git -C "$OURS_REPO" archive HEAD pyproject.toml README.md django_oauth_mtls | tar -xf - -C "$src"
+  fi
+  log "pip install django-oauth-mtls ($OURS_SOURCE $rev)"
+  "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$src"
+  "$venv/bin/pip" install -q --disable-pip-version-check "$src"   # its dependencies, if missing
+  OURS_PY="$venv/bin/python"
+  OURS_REV=$rev
+}
+
+target_ours() {
+  local dir="$WORK/ours" port=${OURS_PORT:-8100}
+  local u="http://127.0.0.1:$port" peer pki_t
+  ensure_ours_venv
+  peer="ours-$OURS_REV"
+  rm -rf "$dir"; mkdir -p "$dir"; cp -r "$OURS_REPO/benchmarks/peerbench_project/oursproj" "$dir/"
+  export PEERBENCH_OURS_DB="$dir/db.sqlite3" PEERBENCH_CA="$CERTS/ca.crt" PEERBENCH_CERTS="$CERTS"
+  "$OURS_PY" "$dir/oursproj/setup_db.py" >&2
+  # shellcheck disable=SC2086
+  start_server ours "$OURS_PY" -m gunicorn --chdir "$dir" $OURS_GUNICORN_ARGS --no-control-socket \
+    --bind "127.0.0.1:$port" oursproj.wsgi
+  wait_http "$u/o/token/"
+
+  scenario "b token tls_client_auth (CA-signed)" "$peer (bound, SQLite)" POST "$u/o/token/" "$PKI_HDR
+$FORM" "grant_type=client_credentials&scope=read&client_id=ours-pki" access_token
+  scenario "b token self_signed_tls_client_auth" "$peer (bound, SQLite)" POST "$u/o/token/" "$SELFSIGNED_HDR
+$FORM" "grant_type=client_credentials&scope=read&client_id=ours-selfsigned" access_token
+  if [ "${OURS_ALL:-0}" = 1 ]; then
+    scenario "a token client_secret_basic" "$peer plain secret" POST "$u/o/token/" "$(basic ours-plain ours-plain-secret-0123456789abcdef)
+$FORM" "grant_type=client_credentials&scope=read" access_token
+  fi
+  pki_t=$(get_token -H "$PKI_HDR" -d grant_type=client_credentials -d scope=read -d client_id=ours-pki "$u/o/token/")
+  scenario "d resource GET" "$peer (bound token + x5t#S256 check)" GET "$u/api/resource" "Authorization: Bearer $pki_t
+$PKI_HDR" "" '"ok": ?true'
+  stop_server
+}
