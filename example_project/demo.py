@@ -920,6 +920,9 @@ def main(argv: list[str] | None = None) -> int:
         say("\ninterrupted")
         status = 0 if args.serve else 130
     finally:
+        # A second Ctrl-C must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         heading("Stopping everything the demo started")
         processes.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
