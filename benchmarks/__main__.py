@@ -3,7 +3,9 @@
 Runs every module of ``MODULES``, prints one table each (versions first) and writes
 ``<output>/<NAME>.json`` (default ``benchmarks/results/``, git-ignored). ``--quick`` is a smoke
 run for CI: few iterations, seconds, numbers not meaningful. The exit status is 0 whatever the
-numbers: goals are reported, not enforced.
+numbers (goals are reported, not enforced), 1 when a row family broke (its error is printed and
+written as ``"error"``; the other families still run). A family whose tools are missing raises
+``benchmarks.Skip`` and is written with ``"skipped"``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def run_module(
     started = time.monotonic()
     load_before = load_average()
     skipped: str | None = None
+    error: str | None = None
     rows: list[dict[str, Any]] = []
     if quick and getattr(module, "FULL_ONLY", False):
         skipped = "full run only (skipped with --quick)"
@@ -58,10 +61,18 @@ def run_module(
             rows = module.run(quick)
         except Skip as skip:
             skipped = str(skip)
+        except Exception as exc:  # noqa: BLE001 - one broken row family must not hide the others
+            import traceback
+
+            traceback.print_exc()
+            error = f"{type(exc).__name__}: {exc}"
     elapsed = time.monotonic() - started
     table = getattr(module, "table", generic_table)
     print(f"\n== {module.TITLE}{' (--quick: smoke run, numbers not meaningful)' if quick else ''}")
-    print(f"SKIPPED: {skipped}" if skipped else table(rows))
+    if error:
+        print(f"ERROR: {error}")
+    else:
+        print(f"SKIPPED: {skipped}" if skipped else table(rows))
     notes: list[str] = list(getattr(module, "NOTES", []))
     for note in notes:
         print(f"  - {note}")
@@ -73,6 +84,7 @@ def run_module(
         "load_average_before": load_before,
         "load_average_after": load_average(),
         "skipped": skipped,
+        "error": error,
         "versions": header,
         "notes": notes,
         "rows": rows,
@@ -105,8 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     print("django-oauth-mtls benchmarks")
     for key, value in header.items():
         print(f"  {key}: {value}")
+    failed = []
     for name in selected:
-        run_module(importlib.import_module(name), args.quick, args.output, header)
+        report = run_module(importlib.import_module(name), args.quick, args.output, header)
+        if report["error"]:
+            failed.append(report["benchmark"])
+    if failed:
+        print(f"\nrow families that failed to run: {', '.join(failed)}")
+        return 1
     return 0
 
 
