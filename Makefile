@@ -9,12 +9,13 @@ VENV ?= .venv/py$(PYVER)-django$(DJANGO_TAG)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck pytest demo serve bench clean
+.PHONY: help venv test lint typecheck pytest demo serve docs bench clean
 
 help:
 	@echo "make test   - create the venv if missing, install, run ruff, mypy and pytest"
 	@echo "make demo   - walk through the example project with real certificates, then stop"
 	@echo "make serve  - run the example project until interrupted"
+	@echo "make docs   - build the documentation site (mkdocs --strict) into site/"
 	@echo "make bench  - run the benchmarks"
 	@echo "variables: PYTHON=$(PYTHON) DJANGO='$(DJANGO)' VENV=$(VENV) PYTEST_ARGS='$(PYTEST_ARGS)'"
 
@@ -43,6 +44,9 @@ demo: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/python -m example_project.demo --serve
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
