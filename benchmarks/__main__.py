@@ -1,7 +1,8 @@
 """``python -m benchmarks [--quick] [--only NAME ...] [--output DIR]`` (``make bench``).
 
 Runs every module of ``MODULES``, prints one table each (versions first) and writes
-``<output>/<NAME>.json`` (default ``benchmarks/results/``, git-ignored). ``--quick`` is a smoke
+``<output>/<NAME>.json`` (default ``benchmarks/results/py<X.Y>-django<version>/``, git-ignored,
+so the CI cells' runs sit side by side). ``--quick`` is a smoke
 run for CI: few iterations, seconds, numbers not meaningful. The exit status is 0 whatever the
 numbers (goals are reported, not enforced), 1 when a row family broke (its error is printed and
 written as ``"error"``; the other families still run). A family whose tools are missing raises
@@ -105,7 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help="run only this row family (repeatable), e.g. intake",
     )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="directory for the JSON")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="directory for the JSON (default: benchmarks/results/py<X.Y>-django<version>/)",
+    )
     args = parser.parse_args(argv)
 
     selected = [m for m in MODULES if not args.only or m.rsplit(".", 1)[-1] in args.only]
@@ -114,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     # One Django configuration for every row family: the in-process rows need theirs.
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
     header = versions()
+    if args.output is None:
+        python = ".".join(header["python"].split(".")[:2])
+        args.output = RESULTS / f"py{python}-django{header['django']}"
     print("django-oauth-mtls benchmarks")
     for key, value in header.items():
         print(f"  {key}: {value}")

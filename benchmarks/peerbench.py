@@ -1,7 +1,8 @@
 """Against node-oidc-provider with ../shared/peerbench (P7): a reported comparison, not a gate.
 
 Runs ``../shared/peerbench/run.sh`` with ``EXTRA_TARGET_FILES=benchmarks/peerbench_target.sh``
-and ``TARGETS="nop ours"`` (wrk, same box, peerbench's method: warm-up run, measured runs,
+and ``TARGETS="nop ours ours_tuned"`` (wrk, same box, peerbench's method: warm-up run, measured
+runs,
 medians), then reads its ``raw.tsv`` and sets our rows beside node-oidc-provider's from the
 same run: ``b token tls_client_auth (CA-signed)`` (aim: ≥ 1× nop's req/s) and ``d resource
 GET`` with a bound token (aim: ≥ 0.5×). Knobs (environment): ``PEERBENCH`` (the folder,
@@ -85,7 +86,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.update(
         EXTRA_TARGET_FILES=str(TARGET_FILE),
-        TARGETS=os.environ.get("PEERBENCH_TARGETS", "nop ours"),
+        TARGETS=os.environ.get("PEERBENCH_TARGETS", "nop ours ours_tuned"),
         PEERBENCH_DIR=str(work),
     )
     env.setdefault("CONNS", "32")
@@ -124,31 +125,26 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 "errors": entry["err"],
             }
         )
+    measured = [r for r in rows if "rps" in r]
     for scenario, aim in AIMS.items():
-        for conns in sorted({r["conns"] for r in rows}):
-            ours = [
-                r
-                for r in rows
-                if r["scenario"] == scenario
-                and r["conns"] == conns
-                and r["peer"].startswith("ours-")
-            ]
-            nop = [
-                r
-                for r in rows
-                if r["scenario"] == scenario
-                and r["conns"] == conns
-                and r["peer"].startswith("nop-")
-            ]
-            if not ours or not nop:
+        for mine in [r for r in measured if r["scenario"] == scenario and "bound" in r["peer"]]:
+            if not mine["peer"].startswith("ours-"):
                 continue
-            ratio = ours[0]["rps"] / nop[0]["rps"] if nop[0]["rps"] else 0.0
+            same = [
+                r for r in measured if r["scenario"] == scenario and r["conns"] == mine["conns"]
+            ]
+            nop = next((r for r in same if r["peer"].startswith("nop-")), None)
+            dot = next((r for r in same if "DOT OAuth2Authentication" in r["peer"]), None)
+            if nop is None or not nop["rps"]:
+                continue
+            ratio = mine["rps"] / nop["rps"]
             rows.append(
                 {
                     "id": "P7",
                     "scenario": scenario,
                     "peer": "ours / nop",
-                    "conns": conns,
+                    "ours": mine["peer"],
+                    "conns": mine["conns"],
                     "ratio": round(ratio, 3),
                     "aim": f">= {aim:g}x",
                     "verdict": "meets the aim"
@@ -158,6 +154,19 @@ def run(quick: bool) -> list[dict[str, Any]]:
                     "load_average": load_average(),
                 }
             )
+            if dot is not None and dot["rps"]:
+                rows.append(
+                    {
+                        "id": "P7",
+                        "scenario": scenario,
+                        "peer": "ours bound / DOT plain, same server",
+                        "ours": mine["peer"],
+                        "conns": mine["conns"],
+                        "ratio": round(mine["rps"] / dot["rps"], 3),
+                        "aim": "(record)",
+                        "verdict": "-",
+                    }
+                )
     header_file = out_dir / "table.md"
     if header_file.exists():
         rows.append(

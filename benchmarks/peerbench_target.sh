@@ -12,8 +12,8 @@
 #   b token tls_client_auth (CA-signed)      client ours-pki, SAN dns, bound tokens
 #   b token self_signed_tls_client_auth      client ours-selfsigned, jwks x5c, bound tokens
 #   d resource GET                           bound token + its certificate, MTLSOAuth2Authentication
+#   d resource GET (DOT ..., same server)    plain token, DOT's OAuth2Authentication: the baseline
 #   a token client_secret_basic              ours-plain, unhashed (only with OURS_ALL=1)
-# gunicorn arguments: OURS_GUNICORN_ARGS (default: peerbench's GUNICORN_ARGS, as for "dot").
 
 # peerbench's wait_idle waits up to 180 s, before and after every run, for the box to be < 15 %
 # busy, so that PBKDF2 work wrk abandoned cannot eat into the next run. The scenarios of nop and
@@ -33,7 +33,23 @@ wait_idle() {
 
 OURS_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OURS_SOURCE=${OURS_SOURCE:-head}
-OURS_GUNICORN_ARGS=${OURS_GUNICORN_ARGS:-$GUNICORN_ARGS}
+# Two configurations, two targets (TARGETS="nop ours ours_tuned"):
+#   ours        the dot peer's set-up: GUNICORN_ARGS (4 sync workers: a TCP connection per
+#               request), a database connection per request, SQLite WAL with synchronous=FULL;
+#   ours_tuned  what a user tuned for throughput runs: gthread workers (keep-alive, as wrk uses),
+#               persistent database connections (CONN_MAX_AGE=600), WAL with synchronous=NORMAL.
+# OURS_GUNICORN_ARGS / OURS_TUNED_GUNICORN_ARGS override the gunicorn arguments.
+ours_configure() {  # ours_configure default|tuned
+  if [ "$1" = tuned ]; then
+    OURS_ARGS=${OURS_TUNED_GUNICORN_ARGS:-"--workers 3 --worker-class gthread --threads 4 --keep-alive 75"}
+    export PEERBENCH_OURS_CONN_MAX_AGE=600 PEERBENCH_OURS_SQLITE_SYNCHRONOUS=NORMAL
+    OURS_LABEL="tuned: gthread, CONN_MAX_AGE=600, synchronous=NORMAL"
+  else
+    OURS_ARGS=${OURS_GUNICORN_ARGS:-$GUNICORN_ARGS}
+    export PEERBENCH_OURS_CONN_MAX_AGE=0 PEERBENCH_OURS_SQLITE_SYNCHRONOUS=
+    OURS_LABEL="as dot: ${OURS_ARGS}"
+  fi
+}
 
 ensure_ours_venv() {
   local venv="$WORK/ours-venv" src="$WORK/ours-src" rev
@@ -59,29 +75,35 @@ ensure_ours_venv() {
   OURS_REV=$rev
 }
 
-target_ours() {
+target_ours() { ours_run default; }
+target_ours_tuned() { ours_run tuned; }
+
+ours_run() {
   local dir="$WORK/ours" port=${OURS_PORT:-8100}
-  local u="http://127.0.0.1:$port" peer pki_t
+  ours_configure "$1"
+  local u="http://127.0.0.1:$port" peer pki_t plain_t
   ensure_ours_venv
   peer="ours-$OURS_REV"
   rm -rf "$dir"; mkdir -p "$dir"; cp -r "$OURS_REPO/benchmarks/peerbench_project/oursproj" "$dir/"
   export PEERBENCH_OURS_DB="$dir/db.sqlite3" PEERBENCH_CA="$CERTS/ca.crt" PEERBENCH_CERTS="$CERTS"
   "$OURS_PY" "$dir/oursproj/setup_db.py" >&2
   # shellcheck disable=SC2086
-  start_server ours "$OURS_PY" -m gunicorn --chdir "$dir" $OURS_GUNICORN_ARGS --no-control-socket \
+  start_server "ours-$1" "$OURS_PY" -m gunicorn --chdir "$dir" $OURS_ARGS --no-control-socket \
     --bind "127.0.0.1:$port" oursproj.wsgi
   wait_http "$u/o/token/"
 
-  scenario "b token tls_client_auth (CA-signed)" "$peer (bound, SQLite)" POST "$u/o/token/" "$PKI_HDR
+  scenario "b token tls_client_auth (CA-signed)" "$peer (bound; $OURS_LABEL)" POST "$u/o/token/" "$PKI_HDR
 $FORM" "grant_type=client_credentials&scope=read&client_id=ours-pki" access_token
-  scenario "b token self_signed_tls_client_auth" "$peer (bound, SQLite)" POST "$u/o/token/" "$SELFSIGNED_HDR
+  scenario "b token self_signed_tls_client_auth" "$peer (bound; $OURS_LABEL)" POST "$u/o/token/" "$SELFSIGNED_HDR
 $FORM" "grant_type=client_credentials&scope=read&client_id=ours-selfsigned" access_token
   if [ "${OURS_ALL:-0}" = 1 ]; then
-    scenario "a token client_secret_basic" "$peer plain secret" POST "$u/o/token/" "$(basic ours-plain ours-plain-secret-0123456789abcdef)
+    scenario "a token client_secret_basic" "$peer plain secret; $OURS_LABEL" POST "$u/o/token/" "$(basic ours-plain ours-plain-secret-0123456789abcdef)
 $FORM" "grant_type=client_credentials&scope=read" access_token
   fi
   pki_t=$(get_token -H "$PKI_HDR" -d grant_type=client_credentials -d scope=read -d client_id=ours-pki "$u/o/token/")
-  scenario "d resource GET" "$peer (bound token + x5t#S256 check)" GET "$u/api/resource" "Authorization: Bearer $pki_t
+  scenario "d resource GET" "$peer (bound token + x5t#S256 check; $OURS_LABEL)" GET "$u/api/resource" "Authorization: Bearer $pki_t
 $PKI_HDR" "" '"ok": ?true'
+  plain_t=$(get_token -u ours-plain:ours-plain-secret-0123456789abcdef -d grant_type=client_credentials -d scope=read "$u/o/token/")
+  scenario "d resource GET" "$peer DOT OAuth2Authentication, plain token (same server; $OURS_LABEL)" GET "$u/api/resource-dot" "Authorization: Bearer $plain_t" "" '"ok": ?true'
   stop_server
 }

@@ -34,9 +34,17 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("PEERBENCH_OURS_DB", "/tmp/peerbench/ours/db.sqlite3"),
         "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+        # peerbench's dot peer: 0 (a connection per request). OURS_TUNED=1 in
+        # peerbench_target.sh sets 600 (persistent connections).
         "CONN_MAX_AGE": int(os.environ.get("PEERBENCH_OURS_CONN_MAX_AGE", "0")),
     }
 }
+if os.environ.get("PEERBENCH_OURS_SQLITE_SYNCHRONOUS"):
+    # WAL + synchronous=NORMAL: no fsync per COMMIT (durable at checkpoints), SQLite's advice
+    # for WAL. The dot peer keeps SQLite's default (FULL).
+    DATABASES["default"]["OPTIONS"]["init_command"] = (
+        "PRAGMA synchronous=" + os.environ["PEERBENCH_OURS_SQLITE_SYNCHRONOUS"]
+    )
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from .views import ResourceView
+from .views import DotResourceView, ResourceView
 
 urlpatterns = [
     path("o/", include("django_oauth_mtls.urls")),
     path("api/resource", ResourceView.as_view()),
+    path("api/resource-dot", DotResourceView.as_view()),
 ]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from oauth2_provider.contrib.rest_framework import TokenHasScope
+from oauth2_provider.contrib.rest_framework import OAuth2Authentication, TokenHasScope
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,3 +17,10 @@ class ResourceView(APIView):
 
     def get(self, request):
         return Response({"ok": True, "client_id": request.auth.application.client_id})
+
+
+class DotResourceView(ResourceView):
+    """The dot peer's view exactly (DOT's OAuth2Authentication), on the same server: the
+    baseline for our GET with everything else equal."""
+
+    authentication_classes = [OAuth2Authentication]
