@@ -4,10 +4,11 @@
     python -m fuzz.run --cases 20000 --engine mutate --target intake.envoy
     python -m fuzz.run --list
 
-``--cases`` is the total over all selected targets and engines, split evenly (at least one case
-each). A finding is an exception outside the target's contract, or a broken invariant; each one
-is printed with its input (shortened) and the first of each kind is saved under
-``fuzz/findings/`` (``--save-dir``). Engines:
+``--cases`` is the least total over all selected targets and engines, split evenly (rounded up).
+A finding is an exception outside the target's contract, or a broken invariant; each one is
+printed with its input (shortened) and the first of each kind is saved under ``fuzz/findings/``
+(``--save-dir``). Already-reported package bugs (``fuzz.targets.KNOWN_FINDINGS``) are marked
+``[known Bn]``; ``--allow-known`` exits 0 when they are the only findings. Engines:
 
 * ``hypothesis`` — ``settings(max_examples=N)`` over the target's strategy; findings are
   collected, not raised, so every case runs and is counted (no shrinking);
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if "atheris" in engines and not has_atheris:
         print("atheris is not installed: pip install atheris", file=sys.stderr)
         return 2
-    per_run = max(1, args.cases // (len(selected) * len(engines)))
+    per_run = max(1, -(-args.cases // (len(selected) * len(engines))))  # at least --cases
     print(
         f"fuzz: {len(selected)} targets × {', '.join(engines)}, {per_run} cases each "
         f"(seed {args.seed})"
