@@ -9,7 +9,7 @@ VENV ?= .venv/py$(PYVER)-django$(DJANGO_TAG)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck pytest demo serve docs bench clean
+.PHONY: help venv test lint typecheck pytest demo serve docs bench fuzz clean
 
 help:
 	@echo "make test   - create the venv if missing, install, run ruff, mypy and pytest"
@@ -17,6 +17,7 @@ help:
 	@echo "make serve  - run the example project until interrupted"
 	@echo "make docs   - build the documentation site (mkdocs --strict) into site/"
 	@echo "make bench  - run the benchmarks"
+	@echo "make fuzz   - fuzz every parser and matcher (>= 100,000 cases; atheris if installed)"
 	@echo "variables: PYTHON=$(PYTHON) DJANGO='$(DJANGO)' VENV=$(VENV) PYTEST_ARGS='$(PYTEST_ARGS)'"
 
 $(STAMP): pyproject.toml
@@ -50,6 +51,9 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz.run --cases 100000
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache example_project/example.sqlite3

@@ -127,7 +127,13 @@ def certificate_from_der(der: bytes, chain: tuple[bytes, ...] = ()) -> ClientCer
                 )
         not_before = cert.not_valid_before_utc
         not_after = cert.not_valid_after_utc
-    except (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+    except (
+        ValueError,
+        TypeError,
+        x509.DuplicateExtension,
+        x509.UnsupportedGeneralNameType,
+        x509.InvalidVersion,  # an X.509 version other than v1-v3; not a ValueError
+    ) as exc:
         raise IntakeError("not_a_certificate", "not a parseable X.509 certificate") from exc
     return ClientCertificate(
         der=der,

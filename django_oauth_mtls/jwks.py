@@ -53,7 +53,9 @@ def _check_thumbprint_member(
         return
     algorithm = hashes.SHA256() if name == "x5t#S256" else hashes.SHA1()
     expected = _b64url(certificate.fingerprint(algorithm))
-    if not isinstance(value, str) or not hmac.compare_digest(value, expected):
+    if not isinstance(value, str) or not hmac.compare_digest(
+        value.encode("utf-8", "surrogatepass"), expected.encode("ascii")
+    ):
         raise JWKSetError(f"keys[{index}].{name} is not the thumbprint of x5c[0]")
 
 
@@ -68,7 +70,7 @@ def parse_jwk_set(value: Mapping[str, Any] | str | bytes) -> tuple[bytes, ...]:
     if isinstance(value, str | bytes):
         try:
             value = json.loads(value)
-        except (ValueError, UnicodeError) as exc:
+        except (ValueError, UnicodeError, RecursionError) as exc:
             raise JWKSetError("the JWK set is not valid JSON") from exc
     if not isinstance(value, Mapping) or not isinstance(value.get("keys"), list):
         raise JWKSetError('a JWK set is an object with a "keys" array')
@@ -89,7 +91,7 @@ def parse_jwk_set(value: Mapping[str, Any] | str | bytes) -> tuple[bytes, ...]:
         der = _x5c_der(x5c[0], index)
         try:
             certificate = x509.load_der_x509_certificate(der)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise JWKSetError(f"keys[{index}].x5c[0] is not an X.509 certificate") from exc
         public_members = {k: v for k, v in member.items() if k != "x5c"}
         try:

@@ -293,7 +293,7 @@ def _fetch(uri: str) -> frozenset[bytes]:
     body = _download(uri)
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):
         raise FetchError("not JSON") from None
     try:
         return frozenset(parse_jwk_set(document))

@@ -51,7 +51,7 @@ def normalise_spki_pin(value: str) -> str:
     if "BEGIN CERTIFICATE" in text:
         try:
             certificate = x509.load_pem_x509_certificate(text.encode("ascii"))
-        except (ValueError, UnicodeError) as exc:
+        except (ValueError, UnicodeError, x509.InvalidVersion) as exc:
             raise ValidationError(_("The pinned CA certificate is not a valid PEM.")) from exc
         digest = spki_sha256(certificate)
     else:

@@ -17,18 +17,21 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 from typing import Any
 from urllib.parse import unquote_plus
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.utils import timezone
 from oauth2_provider.models import (
     get_access_token_model,
     get_application_model,
     get_refresh_token_model,
 )
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749.errors import (
     InvalidClientError,
     InvalidGrantError,
@@ -55,6 +58,20 @@ INTAKE_DESCRIPTIONS = {
     "absent": "no client certificate was presented",
     "untrusted_peer": "the certificate did not come through a trusted proxy",
 }
+
+
+class RefreshRaceError(InvalidGrantError):  # type: ignore[misc]
+    """``invalid_grant`` raised while the tokens are saved, past oauthlib's error handling:
+    it carries the token endpoint's headers itself (RFC 6749 §5.1, §5.2)."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {
+            **super().headers,
+            "Content-Type": "application/json",
+            "Cache-Control": "no-store",
+            "Pragma": "no-cache",
+        }
 
 
 def mtls_client_of(application: Any) -> MTLSClient | None:
@@ -249,13 +266,15 @@ class MTLSValidatorMixin(ResourceServerMixin):
         self._decide_binding(request, grant_bound=grant_bound)
         return True
 
-    def _refuse_refresh(self, request: Any, description: str) -> None:
+    def _refuse_refresh(
+        self, request: Any, description: str, error: type[InvalidGrantError] = InvalidGrantError
+    ) -> None:
         log.warning(
             "refresh refused: client_id=%s reason=binding detail=%s",
             getattr(request.client, "client_id", "-"),
             description,
         )
-        raise InvalidGrantError(description=description, request=request)
+        raise error(description=description, request=request)
 
     def _create_access_token(
         self, expires: Any, request: Any, token: Any, source_refresh_token: Any = None
@@ -293,7 +312,53 @@ class MTLSValidatorMixin(ResourceServerMixin):
             return x5t
         return ""  # confidential clients under "public": bound to the client, may rotate (§6.3)
 
+    def _refuse_concurrent_refresh(self, token: Any, request: Any) -> None:
+        """Re-check a rotating refresh under DOT's lock (inside ``save_bearer_token``'s
+        transaction). DOT 3.4.1 checks reuse only in ``validate_refresh_token``, before the lock:
+        a request that validated while a concurrent one rotated the same refresh token is
+        answered with that rotation's pair. Outside the grace period that is a replay; inside
+        it, the certificate rule of a retry applies."""
+        stored = getattr(request, "refresh_token_instance", None)
+        if not (
+            token.get("refresh_token")
+            and self.rotate_refresh_token(request)  # type: ignore[attr-defined]
+            and isinstance(stored, get_refresh_token_model())
+            and stored.revoked is None
+        ):
+            return
+        row = (
+            get_refresh_token_model()
+            .objects.select_for_update()
+            .filter(pk=stored.pk)
+            .values("revoked")
+            .first()
+        )
+        if row is None or row["revoked"] is None:
+            return  # still this request's to rotate
+        grace = dt.timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
+        if row["revoked"] <= timezone.now() - grace:
+            self._refuse_refresh(
+                request, "the refresh token was used by a concurrent request", RefreshRaceError
+            )
+        previous = (
+            get_access_token_model()
+            .objects.select_related("mtls_binding")
+            .filter(source_refresh_token_id=stored.pk)
+            .first()
+        )
+        previous_binding = binding_of(previous)
+        certificate = self._presented_certificate(request)
+        if previous_binding is not None and not thumbprints_match(
+            previous_binding.x5t_s256, certificate.x5t_s256 if certificate else None
+        ):
+            self._refuse_refresh(
+                request,
+                "within the grace period the refresh needs the same client certificate",
+                RefreshRaceError,
+            )
+
     def _save_bearer_token(self, token: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        self._refuse_concurrent_refresh(token, request)
         result = super()._save_bearer_token(token, request, *args, **kwargs)  # type: ignore[misc]
         stored = getattr(request, "refresh_token_instance", None)
         if (
@@ -359,6 +424,14 @@ class MTLSValidatorMixin(ResourceServerMixin):
         request.user = None
         request.client = None
         return False
+
+    def _authenticate_basic_auth(self, request: Any) -> bool:
+        try:
+            return super()._authenticate_basic_auth(request)  # type: ignore[misc,no-any-return]
+        except ValueError:
+            # DOT 3.4.1 lets base64.b64decode's ValueError escape for a non-ASCII credential
+            # ("Authorization: Basic é"): a failed authentication, not a server error.
+            return False
 
     def _basic_client_id(self, request: Any) -> str | None:
         auth = self._extract_basic_auth(request)  # type: ignore[attr-defined]

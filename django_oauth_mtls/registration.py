@@ -260,6 +260,11 @@ def registered_metadata(application: Any, row: MTLSClient | None) -> dict[str, A
 def _json_object(request: HttpRequest) -> dict[str, Any] | None:
     try:
         data = json.loads(request.body)
+    except RecursionError:
+        # Too deeply nested to parse. DOT's view would hit the same limit (it catches only
+        # ValueError): hand it a body it refuses as invalid JSON, after its permission checks.
+        request._body = b"\x00"
+        return None
     except (ValueError, UnicodeError):
         return None
     return data if isinstance(data, dict) else None

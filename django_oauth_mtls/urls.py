@@ -20,6 +20,7 @@ app_name = "oauth2_provider"
 
 #: URL name → our view replacing DOT's.
 REPLACEMENTS: dict[str, Callable[..., Any]] = {
+    "token": views.MTLSTokenView.as_view(),
     "introspect": views.MTLSIntrospectTokenView.as_view(),
     "oauth-server-metadata": metadata.MTLSOAuthServerMetadataView.as_view(),
     "oauth-server-metadata-issuer": metadata.MTLSOAuthServerMetadataView.as_view(),

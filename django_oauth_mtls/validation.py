@@ -54,12 +54,17 @@ class TrustStore:
 
     @classmethod
     def from_pem(cls, anchors_pem: bytes, intermediates_pem: bytes = b"") -> TrustStore:
-        anchors = tuple(x509.load_pem_x509_certificates(anchors_pem)) if anchors_pem.strip() else ()
-        intermediates = (
-            tuple(x509.load_pem_x509_certificates(intermediates_pem))
-            if intermediates_pem.strip()
-            else ()
-        )
+        try:
+            anchors = (
+                tuple(x509.load_pem_x509_certificates(anchors_pem)) if anchors_pem.strip() else ()
+            )
+            intermediates = (
+                tuple(x509.load_pem_x509_certificates(intermediates_pem))
+                if intermediates_pem.strip()
+                else ()
+            )
+        except x509.InvalidVersion as exc:  # not a ValueError: callers expect one
+            raise ValueError(str(exc)) from exc
         version = hashlib.sha256(anchors_pem + b"\0" + intermediates_pem).hexdigest()
         return cls(anchors=anchors, intermediates=intermediates, version=version)
 
@@ -206,7 +211,7 @@ def validate_chain(
         raise ClientAuthError("chain_invalid", "no trust anchors are configured")
     try:
         intermediates = [x509.load_der_x509_certificate(der) for der in presented_chain]
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise ClientAuthError("chain_invalid", "the certificate chain is not parseable") from exc
     intermediates += list(store.intermediates)
     # Inside the skew window, verify at the nearest instant the leaf is valid.

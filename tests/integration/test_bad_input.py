@@ -10,8 +10,8 @@ and after).
     DJANGO_SETTINGS_MODULE=tests.settings .venv/.../bin/python -c \\
       "import django; django.setup(); from tests.integration.test_bad_input import table; print(table())"
 
-Rows whose ``known`` names a reported package bug (B1, B2, B3 in the issue #11 report) are strict
-xfails: they fail today with a 500 (or an escaped exception) and XPASS once fixed.
+Rows C18, J04, J12 and M12 found package bugs (B1-B3 of the issue #11 report: a 500 each); they
+are fixed and stay here as regressions. A row's ``known`` would name a newly reported bug.
 """
 
 from __future__ import annotations
@@ -364,7 +364,7 @@ ROWS: list[Row] = [
         _token_runner(pki_client, lambda ctx: {"HTTP_CLIENT_CERT": pki.issue(SUBJECT, issuer=ctx.root_ca).rfc9440(), "HTTP_CLIENT_CERT_CHAIN": ":aGVsbG8=:"}, source="rfc9440")),
     Row("C18", "an X.509 version that does not exist (22)", "token, `tls_client_auth`",
         "401 `invalid_client`", "`not_a_certificate`", "`no_certificate`",
-        _token_runner(pki_client, _bad_version), known="B1"),
+        _token_runner(pki_client, _bad_version)),
     # --- JWK sets ---
     Row("J01", "`jwks` that is not valid JSON (a string)", "`MTLSClient.full_clean`",
         "`ValidationError`", "—", "`jwks`",
@@ -382,7 +382,7 @@ ROWS: list[Row] = [
         _metadata_runner({"jwks": {"keys": [{**jwk_of(SELF_SIGNED), "x5t#S256": "é"}]}},
                          {"token_endpoint_auth_method": "self_signed_tls_client_auth",
                           "jwks": {"keys": [{**jwk_of(SELF_SIGNED), "x5t#S256": "é"}]}},
-                         model_method="self_signed_tls_client_auth"), known="B3"),
+                         model_method="self_signed_tls_client_auth")),
     Row("J05", "`jwks_uri` answering invalid JSON", "token, `self_signed_tls_client_auth`",
         "401 `invalid_client`", "—", "`jwk_set_unavailable`",
         _token_runner(jwks_uri_client("/j05", _json(b'{"keys": [')), nginx(SELF_SIGNED))),
@@ -407,8 +407,7 @@ ROWS: list[Row] = [
         _token_runner(jwks_uri_client("/j11", lambda ctx: Route(body=b"<html>hello</html>", headers={"Content-Type": "text/html"})), nginx(SELF_SIGNED))),
     Row("J12", "`jwks_uri` answering JSON nested 5,000 deep (10 kB)", "token, `self_signed_tls_client_auth`",
         "401 `invalid_client`", "—", "`jwk_set_unavailable`",
-        _token_runner(jwks_uri_client("/j12", _json(b'{"keys": ' + b"[" * 5000 + b"]" * 5000 + b"}")), nginx(SELF_SIGNED)),
-        known="B2"),
+        _token_runner(jwks_uri_client("/j12", _json(b'{"keys": ' + b"[" * 5000 + b"]" * 5000 + b"}")), nginx(SELF_SIGNED))),
     # --- registration metadata ---
     Row("M01", "`jwks` together with `jwks_uri`", "`full_clean` / `POST /o/register/`",
         "`ValidationError` / 400 `invalid_client_metadata`", "—", "`jwks_uri`",
@@ -461,7 +460,7 @@ ROWS: list[Row] = [
                          model_method="self_signed_tls_client_auth")),
     Row("M12", "registration body nested 5,000 deep", "`POST /o/register/`",
         "400 `invalid_client_metadata`", "—", "`JSON`",
-        _metadata_runner(None, '{"client_name": "x", "jwks": ' + "[" * 5000 + "]" * 5000 + "}"), known="B2"),
+        _metadata_runner(None, '{"client_name": "x", "jwks": ' + "[" * 5000 + "]" * 5000 + "}")),
 ]  # fmt: skip
 
 

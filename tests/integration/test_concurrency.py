@@ -200,11 +200,6 @@ def test_parallel_refreshes_mint_one_bound_pair_and_orphan_nothing(
     assert follow.status_code == 200, follow.content
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="B6 (DOT 3.4.1): a refresh that validated before a concurrent rotation committed is "
-    "answered with that rotation's pair, whatever the grace period (issue #11 report)",
-)
 def test_parallel_refreshes_exactly_one_succeeds(client, code_app, rotating, client_cert, user):
     """With no grace period a refresh token is good for one refresh: 1 × 200, 49 × invalid_grant."""
     _old, results = race_refreshes(client, code_app, user, [client_cert])
@@ -213,11 +208,6 @@ def test_parallel_refreshes_exactly_one_succeeds(client, code_app, rotating, cli
     assert statuses.count(400) == REFRESHES - 1
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="B6 (DOT 3.4.1): the racing refresh skips the grace-period certificate check "
-    "(issue #11 report)",
-)
 def test_parallel_refreshes_within_grace_refuse_another_certificate(
     client, code_app, mtls_settings, client_cert, root_ca, user
 ):

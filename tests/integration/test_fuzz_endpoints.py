@@ -19,7 +19,6 @@ import json
 import os
 import random
 import sys
-import traceback
 from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
@@ -251,26 +250,12 @@ def _send(client: Client, world: dict[str, Any], request: dict[str, Any]) -> int
     return response.status_code
 
 
-#: 500s that are already-reported bugs (issue #11 report), by id; pinned by strict xfails below.
-KNOWN_500 = {
-    "B1": "x509.InvalidVersion escapes the intake (a certificate field with version 22)",
-    "B4": "DOT's _authenticate_basic_auth lets ValueError escape for a non-ASCII Basic credential",
-    "B5": "DOT's TokenView reads request.POST['device_code'] unguarded (device_code grant)",
-}
+#: 500s that are already-reported bugs, by id (none open).
+KNOWN_500: dict[str, str] = {}  # B1, B4, B5 were found here and fixed; see the tests below
 
 
 def known_500(exc: BaseException) -> str | None:
     """Which already-reported bug a request's exception is, or ``None`` (a new finding)."""
-    from django.utils.datastructures import MultiValueDictKeyError
-
-    if type(exc).__name__ == "InvalidVersion":
-        return "B1"
-    if isinstance(exc, ValueError) and "only ASCII characters" in str(exc):
-        frames = [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
-        if "_authenticate_basic_auth" in frames:
-            return "B4"
-    if isinstance(exc, MultiValueDictKeyError) and "device_code" in str(exc):
-        return "B5"
     return None
 
 
@@ -334,12 +319,9 @@ def test_no_500_from_fuzzed_requests(client, world, request_exceptions):
         assert sum(n for (e, _s), n in STATUSES.items() if e == endpoint) > 0
 
 
-# --- the known 500s, pinned: strict xfails until the package handles them --------------------------
+# --- the 500s found here (B4, B5: DOT 3.4.1), handled by the package: regressions --------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="B4: DOT lets ValueError escape for a non-ASCII Basic credential"
-)
 @pytest.mark.parametrize("url", ["/o/token/", "/o/revoke_token/", "/o/introspect/"])
 def test_B4_non_ascii_basic_credentials_are_invalid_client(client, make_app, mtls_settings, url):
     client.raise_request_exception = False
@@ -351,7 +333,6 @@ def test_B4_non_ascii_basic_credentials_are_invalid_client(client, make_app, mtl
     assert response.json()["error"] == "invalid_client"
 
 
-@pytest.mark.xfail(strict=True, reason="B5: DOT's TokenView reads POST['device_code'] unguarded")
 def test_B5_device_code_grant_without_device_code_is_invalid_request(
     client, make_app, mtls_settings
 ):

@@ -6,8 +6,8 @@ under the seeded mutation loop (2,000 cases per target, deterministic).
 
 A case passes when the code returned what its contract promises or raised its documented refusal
 (``IntakeError``, ``RegisteredValueError``, ``JWKSetError``). Exceptions that are already-reported
-package bugs (``fuzz.targets.KNOWN_FINDINGS``) are tolerated here and pinned below by strict
-xfail regressions, which start failing (XPASS) the day the fix lands: then delete the entry.
+package bugs (``fuzz.targets.KNOWN_FINDINGS``, empty since B1-B3 were fixed) would be tolerated
+here; the bugs found so far are pinned below as regression tests.
 ``make fuzz`` (``python -m fuzz.run --cases 100000``) runs the same targets for longer.
 """
 
@@ -100,12 +100,12 @@ def test_mutation_loop(name):
 
 
 def test_known_findings_are_documented():
-    assert set(KNOWN_FINDINGS) == {"B1", "B2", "B3"}
+    assert KNOWN_FINDINGS == {}  # B1-B3 are fixed; new findings fail the run
     for bug in {bug for _target, bug in KNOWN_SEEN}:
         assert bug in KNOWN_FINDINGS
 
 
-# --- the findings, pinned: strict xfails until the package is fixed -------------------------------
+# --- the findings B1-B3, fixed in the package: regressions --------------------------------------
 
 
 def version_22(der: bytes) -> bytes:
@@ -115,14 +115,12 @@ def version_22(der: bytes) -> bytes:
     return der.replace(marker, b"\xa0\x03\x02\x01\x16", 1)
 
 
-@pytest.mark.xfail(strict=True, reason="B1: x509.InvalidVersion escapes certificate_from_der")
 def test_B1_invalid_version_is_not_a_certificate():
     with pytest.raises(IntakeError) as caught:
         certificate_from_der(version_22(LEAF.der))
     assert caught.value.code == "not_a_certificate"
 
 
-@pytest.mark.xfail(strict=True, reason="B1: the intake raises instead of refusing")
 @pytest.mark.parametrize("source", ["haproxy", "rfc9440"])
 def test_B1_invalid_version_through_the_intake(source):
     config = IntakeConfig.build(source, trusted_proxies=LOOPBACK)
@@ -132,7 +130,6 @@ def test_B1_invalid_version_through_the_intake(source):
     assert (result.certificate, result.problem) == (None, "not_a_certificate")
 
 
-@pytest.mark.xfail(strict=True, reason="B1: x509.InvalidVersion escapes parse_jwk_set")
 def test_B1_invalid_version_in_a_jwk_set():
     from fuzz.targets import _jwk
 
@@ -142,13 +139,11 @@ def test_B1_invalid_version_in_a_jwk_set():
         parse_jwk_set({"keys": [key]})
 
 
-@pytest.mark.xfail(strict=True, reason="B2: RecursionError escapes parse_jwk_set")
 def test_B2_deeply_nested_json_is_a_jwk_set_error():
     with pytest.raises(JWKSetError):
         parse_jwk_set('{"keys": ' + "[" * 5000 + "]" * 5000 + "}")
 
 
-@pytest.mark.xfail(strict=True, reason="B3: TypeError escapes parse_jwk_set")
 @pytest.mark.parametrize("member", ["x5t#S256", "x5t"])
 def test_B3_non_ascii_thumbprint_is_a_jwk_set_error(member):
     from fuzz.targets import _jwk
