@@ -2,8 +2,7 @@
 
 Runs ``../shared/peerbench/run.sh`` with ``EXTRA_TARGET_FILES=benchmarks/peerbench_target.sh``
 and ``TARGETS="nop ours ours_tuned"`` (wrk, same box, peerbench's method: warm-up run, measured
-runs,
-medians), then reads its ``raw.tsv`` and sets our rows beside node-oidc-provider's from the
+runs, medians), then reads its ``raw.tsv`` and sets our rows beside node-oidc-provider's from the
 same run: ``b token tls_client_auth (CA-signed)`` (aim: ≥ 1× nop's req/s) and ``d resource
 GET`` with a bound token (aim: ≥ 0.5×). Knobs (environment): ``PEERBENCH`` (the folder,
 default ``../shared/peerbench``), ``PEERBENCH_DIR`` (default ``/tmp/peerbench``), and
@@ -57,6 +56,11 @@ def _check_tools(folder: Path) -> None:
     pyenv = shutil.which("pyenv")
     if not os.environ.get("PY312") and not pyenv:
         raise Skip("no Python 3.12 for peerbench's venvs (pyenv with a 3.12, or PY312=...)")
+
+
+def _config(peer: str) -> str:
+    """Which of our targets a row comes from (``ours`` or ``ours_tuned``)."""
+    return "tuned" if "tuned:" in peer else "as dot"
 
 
 def parse_raw(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
@@ -134,7 +138,15 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 r for r in measured if r["scenario"] == scenario and r["conns"] == mine["conns"]
             ]
             nop = next((r for r in same if r["peer"].startswith("nop-")), None)
-            dot = next((r for r in same if "DOT OAuth2Authentication" in r["peer"]), None)
+            dot = next(
+                (
+                    r
+                    for r in same
+                    if "DOT OAuth2Authentication" in r["peer"]
+                    and _config(r["peer"]) == _config(mine["peer"])
+                ),
+                None,
+            )
             if nop is None or not nop["rps"]:
                 continue
             ratio = mine["rps"] / nop["rps"]

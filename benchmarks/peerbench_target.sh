@@ -53,6 +53,8 @@ ours_configure() {  # ours_configure default|tuned
 
 ensure_ours_venv() {
   local venv="$WORK/ours-venv" src="$WORK/ours-src" rev
+  # Once per run: both targets measure the same code, even if HEAD moves meanwhile.
+  [ -n "${OURS_REV:-}" ] && [ -x "${OURS_PY:-}" ] && return 0
   [ -x "$venv/bin/python" ] || { [ -n "$PY312" ] || { log "no pyenv 3.12 found"; return 1; }; "$PY312" -m venv "$venv"; }
   if ! "$venv/bin/python" -c "import importlib.metadata as m,sys; sys.exit(m.version('django-oauth-toolkit')!='$DOT_VERSION')" 2>/dev/null \
      || ! "$venv/bin/python" -c "import gunicorn, rest_framework" 2>/dev/null; then
