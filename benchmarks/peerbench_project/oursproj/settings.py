@@ -39,7 +39,23 @@ DATABASES = {
         "CONN_MAX_AGE": int(os.environ.get("PEERBENCH_OURS_CONN_MAX_AGE", "0")),
     }
 }
-if os.environ.get("PEERBENCH_OURS_SQLITE_SYNCHRONOUS"):
+if os.environ.get("PEERBENCH_OURS_PG"):
+    # PostgreSQL instead of SQLite (target ours_tuned_pg): postgresql://user:pw@host:port/db
+    from urllib.parse import urlsplit
+
+    _url = urlsplit(os.environ["PEERBENCH_OURS_PG"])
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": _url.path.lstrip("/"),
+            "USER": _url.username,
+            "PASSWORD": _url.password,
+            "HOST": _url.hostname,
+            "PORT": _url.port,
+            "CONN_MAX_AGE": int(os.environ.get("PEERBENCH_OURS_CONN_MAX_AGE", "0")),
+        }
+    }
+elif os.environ.get("PEERBENCH_OURS_SQLITE_SYNCHRONOUS"):
     # WAL + synchronous=NORMAL: no fsync per COMMIT (durable at checkpoints), SQLite's advice
     # for WAL. The dot peer keeps SQLite's default (FULL).
     DATABASES["default"]["OPTIONS"]["init_command"] = (

@@ -20,8 +20,9 @@ from django_oauth_mtls.models import MTLSClient  # noqa: E402
 
 certs = os.environ.get("PEERBENCH_CERTS", "/tmp/peerbench/certs")
 call_command("migrate", verbosity=0)
-with connection.cursor() as c:
-    c.execute("PRAGMA journal_mode=WAL")
+if connection.vendor == "sqlite":
+    with connection.cursor() as c:
+        c.execute("PRAGMA journal_mode=WAL")
 Application = get_application_model()
 with open(os.path.join(certs, "selfsigned.crt"), "rb") as f:
     selfsigned = x509.load_pem_x509_certificate(f.read())
