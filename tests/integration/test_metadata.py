@@ -152,12 +152,7 @@ def test_replacements_keep_the_other_entries():
 def test_the_example_project_serves_rfc8414_at_the_root(settings: Any):
     """The example's issuer has no path: its RFC 8414 document lives at the root (R8414-3-1)."""
     settings.ROOT_URLCONF = "example_project.urls"
-    from django.urls import Resolver404
-
-    try:
-        match = resolve(RFC8414)
-    except Resolver404:
-        pytest.skip("example_project/urls.py does not mount the root metadata yet")
+    match = resolve(RFC8414)
     assert match.func.view_class is metadata.MTLSOAuthServerMetadataView
     settings.ALLOWED_HOSTS = ["testserver"]
     data = json.loads(Client().get(RFC8414, secure=True).content)
