@@ -133,7 +133,7 @@ def build_arms() -> dict[str, Arm]:
 
 #: (row id, label, A, B, pairs full, pairs quick)
 ROWS: list[tuple[str, str, str, str, int, int]] = [
-    ("P1", "hashed secret vs tls_client_auth", "hashed", "san_dns", 12, 2),
+    ("P1", "hashed secret vs tls_client_auth", "hashed", "san_dns", 20, 2),
     ("P2", "tls_client_auth (SAN dns) vs unhashed secret", "san_dns", "plain", 600, 20),
     ("P2-dn", "tls_client_auth (subject DN) vs unhashed secret", "dn", "plain", 400, 10),
     ("P2-self", "self_signed_tls_client_auth vs unhashed secret", "self_signed", "plain", 400, 10),
