@@ -186,3 +186,16 @@ class JWKSServer:
         body = json.dumps(document).encode("utf-8")
         headers = {"Content-Type": "application/jwk-set+json"}
         return self.serve(path, Route(body=body, headers=headers, **kwargs))
+
+
+class Clock:
+    """A settable clock for ``jwks_fetch._clock`` (intervals and cache lifetimes without sleeping)."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

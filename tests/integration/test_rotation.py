@@ -25,7 +25,7 @@ from django_oauth_mtls import jwks_fetch, truststore
 from django_oauth_mtls.models import AccessTokenBinding
 from tests import pki
 from tests.integration.conftest import token_request
-from tests.jwks_server import JWKSServer, jwk_set, self_signed
+from tests.jwks_server import Clock, JWKSServer, jwk_set, self_signed
 
 pytestmark = pytest.mark.django_db
 
@@ -99,15 +99,6 @@ def test_renewed_self_signed_certificate_in_an_edited_jwks(client, make_app, mtl
 # --- 2: a rotated jwks_uri set --------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")

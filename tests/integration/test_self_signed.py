@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from oauth2_provider.models import get_application_model
 from django_oauth_mtls import jwks_fetch
 from tests import pki
 from tests.integration.conftest import token_request
-from tests.jwks_server import JWKSServer, Route, jwk_of, jwk_set, self_signed
+from tests.jwks_server import Clock, JWKSServer, Route, jwk_of, jwk_set, self_signed
 
 pytestmark = pytest.mark.django_db
 
@@ -52,15 +51,6 @@ def server():
         yield running
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from django.core.cache import caches
 from django_oauth_mtls import jwks_fetch
 from django_oauth_mtls.exceptions import ClientAuthError
 from django_oauth_mtls.jwks_fetch import address_problem, fetched_certificates, uri_problem
-from tests.jwks_server import JWKSServer, Route, jwk_of, jwk_set, self_signed
+from tests.jwks_server import Clock, JWKSServer, Route, jwk_of, jwk_set, self_signed
 
 CLIENT_A = self_signed("client-a")
 CLIENT_B = self_signed("client-b")
@@ -31,15 +31,6 @@ def server():
         yield running
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
