@@ -50,7 +50,7 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 fuzz: $(STAMP)
 	$(BIN)/python -m fuzz.run --cases 100000

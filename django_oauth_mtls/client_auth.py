@@ -79,10 +79,11 @@ def _authenticate_pki(
             skew_seconds=mtls_settings.CLOCK_SKEW_SECONDS,
             min_rsa_bits=mtls_settings.MIN_RSA_KEY_BITS,
         )
-        step(
-            "chain",
-            "valid: " + " → ".join(c.subject.rfc4514_string() for c in path.chain),
-        )
+        if step is not _noop:  # the description costs ~9 µs a request (RFC 4514 of each CA)
+            step(
+                "chain",
+                "valid: " + " → ".join(c.subject.rfc4514_string() for c in path.chain),
+            )
         if pinned:
             pin = base64.urlsafe_b64decode(pinned + "=")
             # Pinned by key, never by name: a CA with the same DN and another key fails.

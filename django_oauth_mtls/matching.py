@@ -37,6 +37,7 @@ caseIgnoreMatch; no Unicode normalisation (NFKC) beyond that is applied.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import re
 import string
@@ -369,6 +370,13 @@ def parse_dn(text: str) -> tuple[RDN, ...]:
     of (oid dotted string, normalised value). Raises ``RegisteredValueError`` only."""
     if not isinstance(text, str):
         raise RegisteredValueError("a distinguished name must be a string")
+    return _parse_dn(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_dn(text: str) -> tuple[RDN, ...]:
+    # The registered DN is parsed on every tls_client_auth_subject_dn request (~13 µs); the
+    # result is immutable (tuples of frozensets) and errors are not cached (they raise).
     return _DNParser(text).parse()
 
 
