@@ -20,7 +20,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote_plus
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -47,6 +47,7 @@ from .exceptions import ClientAuthError
 from .intake import get_client_certificate
 from .models import AccessTokenBinding, MTLSClient, RefreshTokenBinding
 from .resource_server import ResourceServerMixin
+from .state import explicit, request_state, set_default
 
 log = logging.getLogger("django_oauth_mtls.client_auth")
 
@@ -60,18 +61,27 @@ INTAKE_DESCRIPTIONS = {
 }
 
 
-class RefreshRaceError(InvalidGrantError):  # type: ignore[misc]
-    """``invalid_grant`` raised while the tokens are saved, past oauthlib's error handling:
-    it carries the token endpoint's headers itself (RFC 6749 §5.1, §5.2)."""
+class _TokenEndpointHeaders:
+    """For errors raised while tokens are saved, past oauthlib's error handling: they carry
+    the token endpoint's headers themselves (RFC 6749 §5.1, §5.2)."""
 
     @property
     def headers(self) -> dict[str, str]:
         return {
-            **super().headers,
+            **super().headers,  # type: ignore[misc]
             "Content-Type": "application/json",
             "Cache-Control": "no-store",
             "Pragma": "no-cache",
         }
+
+
+class RefreshRaceError(_TokenEndpointHeaders, InvalidGrantError):  # type: ignore[misc]
+    """``invalid_grant`` raised while the tokens are saved (a concurrent refresh)."""
+
+
+class UnauthenticatedClientError(_TokenEndpointHeaders, InvalidClientError):  # type: ignore[misc]
+    """``invalid_client`` raised while a token is saved for a client that registered an mTLS
+    method and that no certificate authenticated in this request."""
 
 
 def mtls_client_of(application: Any) -> MTLSClient | None:
@@ -101,9 +111,98 @@ class MTLSValidatorMixin(ResourceServerMixin):
     # --- client authentication -----------------------------------------------------------
 
     def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+        """RFC 8705 §2 for clients registered with an mTLS method; DOT (or the base validator)
+        for the others. Whatever authenticated the request, ``_enforce_registration`` then
+        checks the client that ended up in ``request.client`` (the choke point)."""
+        self._prepare(request)
+        authenticated = self._authenticate_client(request, *args, **kwargs)
+        if authenticated:
+            self._enforce_registration(request)
+        return authenticated
+
+    def authenticate_client_id(
+        self, client_id: str, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        """DOT's check for clients that need no authentication (public clients), then the
+        invariant: a client registered with an mTLS method is never among them."""
+        self._prepare(request)
+        authenticated: bool = super().authenticate_client_id(  # type: ignore[misc]
+            client_id, request, *args, **kwargs
+        )
+        if authenticated:
+            self._enforce_registration(request)
+        return authenticated
+
+    def client_authentication_required(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+        """A client registered with an mTLS method always authenticates (RFC 8705 §2)."""
+        self._prepare(request)
+        if super().client_authentication_required(request, *args, **kwargs):  # type: ignore[misc]
+            return True
+        client_id = _param(request, "client_id")
+        application = self._load_application(client_id, request) if client_id else None
+        mtls = mtls_client_of(application)
+        return bool(mtls is not None and mtls.is_mtls)
+
+    def _prepare(self, request: Any) -> None:
+        """Set what DOT and oauthlib read with a fallback to request parameters."""
+        set_default(request, "client", None)
+        set_default(request, "refresh_token_instance", None)
+        # RFC 6749 §2.3.1: Basic credentials are form-urlencoded UTF-8, whatever ``encoding``
+        # the body names; DOT decodes them with ``request.encoding`` (a body parameter).
+        vars(request)["encoding"] = "utf-8"
+
+    def _enforce_registration(
+        self, request: Any, error: type[InvalidClientError] = InvalidClientError
+    ) -> None:
+        """The invariant, after any authentication path: a client registered with an mTLS
+        method is authenticated only if this request's certificate matched it."""
+        client = explicit(request, "client")
+        if client is None:
+            return
+        if not isinstance(client, get_application_model()):
+            self._refuse(
+                request,
+                None,
+                ClientAuthError("method_conflict", "the client is not an application"),
+                None,
+                error=error,
+            )
+        mtls = mtls_client_of(client)
+        if mtls is None or not mtls.is_mtls:
+            return
+        state = request_state(request)
+        if state.authenticated_client_pk is not None and state.authenticated_client_pk == client.pk:
+            return
+        certificate, _problem = get_client_certificate(request.headers)
+        self._refuse(
+            request,
+            client.client_id,
+            ClientAuthError(
+                "method_conflict",
+                f"the client is registered for {mtls.token_endpoint_auth_method} and was "
+                "authenticated another way",
+            ),
+            certificate,
+            error=error,
+        )
+
+    def _authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
         body_client_id = _param(request, "client_id")
         basic_client_id = self._basic_client_id(request)
         client_id = body_client_id or basic_client_id
+        if _bearer_credential(request):
+            if client_id or self._extract_basic_auth(request):  # type: ignore[attr-defined]
+                # RFC 6749 §2.3: one credential per request.
+                self._refuse(
+                    request,
+                    client_id,
+                    ClientAuthError(
+                        "method_conflict",
+                        "a bearer token was sent alongside client credentials",
+                    ),
+                    None,
+                )
+            return False  # DOT's bearer mode (introspection with a token of scope introspection)
         application = self._load_application(client_id, request) if client_id else None
         mtls = mtls_client_of(application)
         if mtls is None or not mtls.is_mtls:
@@ -139,8 +238,10 @@ class MTLSValidatorMixin(ResourceServerMixin):
                 )
             authenticate_certificate(mtls, certificate)
         except ClientAuthError as error:
-            self._refuse(request, client_id, error, certificate)
-        request.client_certificate = certificate
+            self._refuse(request, client_id, error, certificate, problem)
+        state = request_state(request)
+        state.authenticated_client_pk = mtls.application_id
+        state.certificate = certificate
         log.info(
             "client authenticated by certificate: client_id=%s method=%s x5t#S256=%s",
             client_id,
@@ -159,13 +260,13 @@ class MTLSValidatorMixin(ResourceServerMixin):
     # --- certificate-bound tokens (RFC 8705 §3, §4, §6.3) ------------------------------------
 
     def _presented_certificate(self, request: Any) -> ClientCertificate | None:
-        certificate = getattr(request, "client_certificate", None)
+        certificate = request_state(request).certificate
         if certificate is None:
             certificate, _problem = get_client_certificate(request.headers)
         return certificate
 
     def _decide_binding(self, request: Any, *, grant_bound: bool = False) -> None:
-        """Set ``request.mtls_bind_to`` to the thumbprint new tokens are bound to, or ``None``.
+        """Set the state's ``bind_to`` to the thumbprint new tokens are bound to, or ``None``.
 
         Binding needs proof of possession, not a trusted chain (RFC 8705 §4, §6.2): any
         certificate from a trusted proxy binds, whatever the client authenticated with.
@@ -173,9 +274,9 @@ class MTLSValidatorMixin(ResourceServerMixin):
         certificate = self._presented_certificate(request)
         flagged = _flagged(request.client)
         if certificate is not None and (flagged or grant_bound or mtls_settings.BIND_ALL_TOKENS):
-            request.mtls_bind_to = certificate.x5t_s256
+            request_state(request).bind_to = certificate.x5t_s256
             return
-        request.mtls_bind_to = None
+        request_state(request).bind_to = None
         if (
             flagged
             and certificate is None
@@ -209,8 +310,9 @@ class MTLSValidatorMixin(ResourceServerMixin):
         *args: Any,
         **kwargs: Any,
     ) -> bool:
-        # RFC 8705 §3: a front-channel token cannot be bound; flagged clients get none.
-        if "token" in (response_type or "").split() and _flagged(client):
+        # RFC 8705 §3: a front-channel token cannot be bound; flagged clients get none. Nor do
+        # clients registered with an mTLS method: the front channel authenticates no client.
+        if "token" in (response_type or "").split() and (_flagged(client) or _mtls(client)):
             return False
         return super().validate_response_type(  # type: ignore[misc,no-any-return]
             client_id, response_type, client, request, *args, **kwargs
@@ -262,7 +364,7 @@ class MTLSValidatorMixin(ResourceServerMixin):
                 self._refuse_refresh(
                     request, "within the grace period the refresh needs the same client certificate"
                 )
-        request.mtls_grant_bound = grant_bound
+        request_state(request).grant_bound = grant_bound
         self._decide_binding(request, grant_bound=grant_bound)
         return True
 
@@ -282,7 +384,7 @@ class MTLSValidatorMixin(ResourceServerMixin):
         access_token = super()._create_access_token(  # type: ignore[misc]
             expires, request, token, source_refresh_token=source_refresh_token
         )
-        x5t = getattr(request, "mtls_bind_to", None)
+        x5t = request_state(request).bind_to
         if x5t:
             # Same transaction as the token (DOT's save_bearer_token is atomic).
             AccessTokenBinding.objects.create(access_token=access_token, x5t_s256=x5t)
@@ -294,8 +396,9 @@ class MTLSValidatorMixin(ResourceServerMixin):
         refresh_token = super()._create_refresh_token(  # type: ignore[misc]
             request, refresh_token_code, access_token, previous_refresh_token
         )
-        x5t = getattr(request, "mtls_bind_to", None)
-        if x5t or getattr(request, "mtls_grant_bound", False):
+        state = request_state(request)
+        x5t = state.bind_to
+        if x5t or state.grant_bound:
             RefreshTokenBinding.objects.create(
                 refresh_token=refresh_token,
                 x5t_s256=self._refresh_token_thumbprint(request, x5t),
@@ -318,7 +421,7 @@ class MTLSValidatorMixin(ResourceServerMixin):
         a request that validated while a concurrent one rotated the same refresh token is
         answered with that rotation's pair. Outside the grace period that is a replay; inside
         it, the certificate rule of a retry applies."""
-        stored = getattr(request, "refresh_token_instance", None)
+        stored = explicit(request, "refresh_token_instance")
         if not (
             token.get("refresh_token")
             and self.rotate_refresh_token(request)  # type: ignore[attr-defined]
@@ -358,9 +461,13 @@ class MTLSValidatorMixin(ResourceServerMixin):
             )
 
     def _save_bearer_token(self, token: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # The second check of the invariant, before anything is written (the token endpoint
+        # catches this OAuth2Error itself: it carries its own JSON headers).
+        self._enforce_registration(request, error=UnauthenticatedClientError)
+        self._prepare(request)
         self._refuse_concurrent_refresh(token, request)
         result = super()._save_bearer_token(token, request, *args, **kwargs)  # type: ignore[misc]
-        stored = getattr(request, "refresh_token_instance", None)
+        stored = explicit(request, "refresh_token_instance")
         if (
             token.get("refresh_token")
             and not self.rotate_refresh_token(request)  # type: ignore[attr-defined]
@@ -368,7 +475,7 @@ class MTLSValidatorMixin(ResourceServerMixin):
             and stored.access_token_id
         ):
             # DOT refreshed the access token in place: rebind it to this request's certificate.
-            x5t = getattr(request, "mtls_bind_to", None)
+            x5t = request_state(request).bind_to
             if x5t:
                 AccessTokenBinding.objects.update_or_create(
                     access_token_id=stored.access_token_id, defaults={"x5t_s256": x5t}
@@ -394,12 +501,15 @@ class MTLSValidatorMixin(ResourceServerMixin):
         )
 
     def validate_bearer_token(self, token: str, scopes: Any, request: Any) -> bool:
+        # DOT and its DRF class read ``oauth2_error`` with a fallback to the query string.
+        set_default(request, "oauth2_error", {})
+        set_default(request, "access_token", None)
         if not super().validate_bearer_token(token, scopes, request):
             return False
         binding = binding_of(request.access_token)
         if binding is None and not mtls_settings.REQUIRE_BOUND_TOKENS:
             return True
-        request.mtls_certificate_dependent = True
+        request_state(request).certificate_dependent = True
         certificate, problem = get_client_certificate(request.headers)
         if binding is None:
             description = "a certificate-bound access token is required"
@@ -419,7 +529,7 @@ class MTLSValidatorMixin(ResourceServerMixin):
             description,
         )
         request.oauth2_error = {"error": "invalid_token", "error_description": description}
-        request.mtls_binding_refused = True
+        request_state(request).binding_refused = True
         request.access_token = None
         request.user = None
         request.client = None
@@ -462,26 +572,33 @@ class MTLSValidatorMixin(ResourceServerMixin):
         self,
         request: Any,
         client_id: str | None,
-        error: ClientAuthError,
+        failure: ClientAuthError,
         certificate: ClientCertificate | None,
-    ) -> None:
+        problem: str | None = None,
+        *,
+        error: type[InvalidClientError] = InvalidClientError,
+    ) -> NoReturn:
+        """Log why (the detail stays in the log), signal, and raise ``invalid_client`` with a
+        fixed description for the reason code."""
         log.warning(
-            "client authentication refused: client_id=%s reason=%s x5t#S256=%s detail=%s",
+            "client authentication refused: client_id=%s reason=%s intake=%s x5t#S256=%s "
+            "detail=%s",
             client_id or "-",
-            error.code,
+            failure.code,
+            problem or "-",
             certificate.x5t_s256 if certificate else "-",
-            error.description,
+            failure.description,
         )
         signals.client_authentication_failed.send(
             sender=type(self),
             request=request,
             client_id=client_id,
-            reason=error.code,
-            description=error.description,
+            reason=failure.code,
+            description=failure.description,
             x5t_s256=certificate.x5t_s256 if certificate else None,
         )
-        request.mtls_error_code = error.code
-        raise InvalidClientError(description=error.description, request=request)
+        request_state(request).error_code = failure.code
+        raise error(description=client_description(failure, problem), request=request)
 
 
 def binding_of(token: Any) -> Any:
@@ -497,6 +614,21 @@ def binding_of(token: Any) -> Any:
 def _flagged(client: Any) -> bool:
     mtls = mtls_client_of(client)
     return bool(mtls is not None and mtls.tls_client_certificate_bound_access_tokens)
+
+
+def _mtls(client: Any) -> bool:
+    mtls = mtls_client_of(client)
+    return bool(mtls is not None and mtls.is_mtls)
+
+
+def _bearer_credential(request: Any) -> bool:
+    """The request carries ``Authorization: Bearer`` (DOT's bearer mode at introspection)."""
+    auth = request.headers.get("HTTP_AUTHORIZATION") or request.headers.get("Authorization")
+    return isinstance(auth, str) and auth[:7].lower() == "bearer "
+
+
+def client_description(failure: ClientAuthError, problem: str | None) -> str:
+    return failure.description
 
 
 def _param(request: Any, name: str) -> str | None:

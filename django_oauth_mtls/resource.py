@@ -21,6 +21,7 @@ from oauth2_provider.www_authenticate import build_bearer_challenge, challenge_s
 
 from .middleware import NO_STORE_KEY
 from .oauth2_validators import binding_of
+from .state import oauth2_error_of, request_state
 
 UNBOUND_REFUSED = {
     "error": "invalid_token",
@@ -47,10 +48,10 @@ def verify(
 ) -> HttpResponse | None:
     """Validate the bearer token of ``request``; ``None`` if it may proceed, else the 401."""
     valid, oauthlib_request = get_oauthlib_core().verify_request(request, scopes=list(scopes))
-    if getattr(oauthlib_request, "mtls_certificate_dependent", False):
+    if oauthlib_request is not None and request_state(oauthlib_request).certificate_dependent:
         mark_certificate_dependent(request)
     if not valid:
-        return challenge_response(request, getattr(oauthlib_request, "oauth2_error", None))
+        return challenge_response(request, oauth2_error_of(oauthlib_request))
     token = oauthlib_request.access_token
     if require_bound and binding_of(token) is None:
         return challenge_response(request, UNBOUND_REFUSED)

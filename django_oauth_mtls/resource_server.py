@@ -53,6 +53,7 @@ from oauth2_provider.utils import get_timezone
 from .binding import CNF_MEMBER
 from .conf import mtls_settings
 from .models import AccessTokenBinding
+from .state import request_state
 
 log = logging.getLogger("django_oauth_mtls.resource_server")
 
@@ -124,7 +125,7 @@ def _invalid_token(request: Any, description: str) -> None:
         request.oauth2_error = OrderedDict(
             [("error", "invalid_token"), ("error_description", description)]
         )
-        request.mtls_introspection_refused = True
+        request_state(request).introspection_refused = True
 
 
 class ResourceServerMixin:
@@ -163,7 +164,7 @@ class ResourceServerMixin:
                 introspection_credentials,
                 request=request,
             )
-            if access_token is None and getattr(request, "mtls_introspection_refused", False):
+            if access_token is None and request_state(request).introspection_refused:
                 return False  # request.oauth2_error says why
 
         if access_token and access_token.is_valid(scopes):

@@ -19,6 +19,8 @@ from oauth2_provider.views import IntrospectTokenView, TokenView
 from oauth2_provider.www_authenticate import build_bearer_challenge, challenge_status
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
+from .state import oauth2_error_of
+
 
 def invalid_client_response(description: str) -> JsonResponse:
     """RFC 6749 §5.2 / RFC 7662 §2.3: 401 with ``invalid_client`` and a description."""
@@ -80,7 +82,7 @@ class MTLSIntrospectTokenView(IntrospectTokenView):  # type: ignore[misc]
             if valid:
                 request.resource_owner = oauthlib_request.user  # type: ignore[attr-defined]
                 return View.dispatch(self, request, *args, **kwargs)  # type: ignore[return-value]
-            oauth2_error = getattr(oauthlib_request, "oauth2_error", None)
+            oauth2_error = oauth2_error_of(oauthlib_request)
             response = HttpResponse(status=challenge_status(oauth2_error))
             response["WWW-Authenticate"] = build_bearer_challenge(
                 request, oauth2_error=oauth2_error, resource_metadata_url=None

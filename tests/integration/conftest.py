@@ -136,3 +136,27 @@ def user(db: Any) -> Any:
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.create_user("alice", password="pw-alice")
+
+
+def _forget_cached_cores() -> None:
+    """DOT's views cache their OAuthlibCore (and so the validator) per class."""
+    from oauth2_provider.views.mixins import OAuthLibMixin
+
+    pending = [OAuthLibMixin]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if "_oauthlib_core" in vars(cls):
+            delattr(cls, "_oauthlib_core")
+
+
+@pytest.fixture
+def use_validator(settings: Any) -> Any:
+    """``use_validator("dotted.path.Class")``: DOT's views use that validator in this test."""
+
+    def use(dotted: str) -> None:
+        _forget_cached_cores()
+        settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "OAUTH2_VALIDATOR_CLASS": dotted}
+
+    yield use
+    _forget_cached_cores()

@@ -9,6 +9,7 @@ from oauth2_provider.oauth2_backends import get_oauthlib_core
 from rest_framework.exceptions import AuthenticationFailed
 
 from django_oauth_mtls.resource import mark_certificate_dependent
+from django_oauth_mtls.state import oauth2_error_of, request_state
 
 
 class MTLSOAuth2Authentication(OAuth2Authentication):  # type: ignore[misc]
@@ -23,11 +24,12 @@ class MTLSOAuth2Authentication(OAuth2Authentication):  # type: ignore[misc]
         if request is None:
             return None
         valid, oauthlib_request = get_oauthlib_core().verify_request(request, scopes=[])
-        if getattr(oauthlib_request, "mtls_certificate_dependent", False):
+        state = request_state(oauthlib_request) if oauthlib_request is not None else None
+        if state is not None and state.certificate_dependent:
             mark_certificate_dependent(request._request)
         if valid:
             return oauthlib_request.user, oauthlib_request.access_token
-        request.oauth2_error = getattr(oauthlib_request, "oauth2_error", {})
-        if getattr(oauthlib_request, "mtls_binding_refused", False):
+        request.oauth2_error = oauth2_error_of(oauthlib_request) or {}
+        if state is not None and state.binding_refused:
             raise AuthenticationFailed(request.oauth2_error.get("error_description"))
         return None
