@@ -29,6 +29,8 @@ app = get_application_model().objects.create(
 row = MTLSClient(application=app, token_endpoint_auth_method="tls_client_auth",
     tls_client_auth_san_dns="client-one.example.com", tls_client_certificate_bound_access_tokens=True)
 row.full_clean(); row.save()
+# The secret the client held before its move to mTLS (issue #14: written past any model hook).
+type(app).objects.filter(pk=app.pk).update(client_secret="legacy-secret", hash_client_secret=False)
 print(app.client_id)
 """
 
@@ -108,3 +110,30 @@ def test_bound_token_through_nginx(kind, bound_setup, e2e_pki):
     # Without its certificate the client cannot get a token at all.
     status, body, _ = call(kind, "POST", f"{url}/o/token/", ca, None, form=form)
     assert status == 401 and body["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("encoding", ["utf-7", "no-such-codec"])
+@pytest.mark.parametrize("with_cert", [False, True], ids=["no-cert", "attacker-cert"])
+def test_secret_downgrade_through_nginx_is_refused(encoding, with_cert, bound_setup, e2e_pki):
+    """Issue #14 item 1: no client_id in the body, ``encoding=utf-7`` and the client id's first
+    character written in UTF-7 in ``Authorization: Basic`` with the client's old secret, with
+    no certificate or the attacker's own self-signed one, at all three endpoints: 401."""
+    import base64
+
+    url, client_id = bound_setup
+    first = "+" + base64.b64encode(client_id[0].encode("utf-16-be")).decode().rstrip("=") + "-"
+    basic = base64.b64encode(f"{first}{client_id[1:]}:legacy-secret".encode()).decode()
+    context = ssl.create_default_context(cafile=str(e2e_pki.tls.ca))
+    if with_cert:
+        attacker = e2e_pki.clients["self_signed"]
+        context.load_cert_chain(str(attacker.cert_file), str(attacker.key_file))
+    bodies = {
+        "/o/token/": {"grant_type": "client_credentials", "scope": "read", "encoding": encoding},
+        "/o/introspect/": {"token": "x", "encoding": encoding},
+        "/o/revoke_token/": {"token": "x", "encoding": encoding},
+    }
+    with httpx.Client(verify=context, timeout=TIMEOUT, trust_env=False) as session:
+        for path, form in bodies.items():
+            response = session.post(f"{url}{path}", data=form, headers={"Authorization": f"Basic {basic}"})
+            assert response.status_code == 401, (path, response.status_code, response.text)
+            assert response.json()["error"] == "invalid_client"
