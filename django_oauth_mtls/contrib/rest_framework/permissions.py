@@ -13,7 +13,12 @@ from django_oauth_mtls.resource import UNBOUND_REFUSED, mark_certificate_depende
 
 class TokenIsCertificateBound(BasePermission):  # type: ignore[misc]
     """Refuses unbound tokens with 401 ``invalid_token`` (the binding itself is checked by the
-    authentication class). Pair it with ``MTLSOAuth2Authentication``."""
+    authentication class). Pair it with ``MTLSOAuth2Authentication``.
+
+    It checks that the token is certificate-bound, **never its scope**: list it beside the
+    view's scope permission, e.g.
+    ``permission_classes = [TokenHasReadWriteScope, TokenIsCertificateBound]``.
+    """
 
     def has_permission(self, request: Any, view: Any) -> bool:
         token = request.auth
