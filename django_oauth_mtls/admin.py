@@ -8,7 +8,8 @@ keeps working:
 * Application: an inline for ``MTLSClient`` (the model's validation shows as form errors; a
   helper fills the subject value or the JWK set from a certificate) and a "Check a certificate"
   page (``<pk>/check-certificate/``) that runs ``client_auth.authenticate_certificate`` step by
-  step and shows the reason code the token endpoint would log.
+  step and shows the reason code the token endpoint would log. An mTLS client's secret (random,
+  hashed, never shown: ``MTLSClient.save``) is neither shown nor editable; a note says why.
 * AccessToken: the ``x5t#S256`` a token is bound to, as a column and a read-only field,
   searchable, with a "certificate-bound" filter.
 """
@@ -43,7 +44,7 @@ from .exceptions import IntakeError
 from .forms import CertificateCheckForm, MTLSClientForm
 from .jwks import JWKSetError, parse_jwk_set
 from .matching import SUBJECT_FIELDS
-from .models import MTLSClient
+from .models import MTLS_METHODS, MTLSClient
 
 __all__ = [
     "CertificateBoundFilter",
@@ -54,6 +55,24 @@ __all__ = [
 
 CHECK_TEMPLATE = "admin/django_oauth_mtls/check_certificate.html"
 CHANGE_FORM_TEMPLATE = "admin/django_oauth_mtls/application_change_form.html"
+
+#: Issue 14, "no secret to steal": what an mTLS client's secret is (shown instead of it).
+MTLS_SECRET_NOTE = _(
+    "This client authenticates with its certificate. It holds a random, hashed secret that was "
+    "never shown and authenticates nothing: a secret sent with its certificate is refused. To "
+    "give it a secret it can use, choose client_secret_basic or client_secret_post below, save, "
+    "then enter a new secret here."
+)
+#: Next to a secret that an mTLS method would replace.
+REPLACED_SECRET_NOTE = _(
+    "If you choose tls_client_auth or self_signed_tls_client_auth below, this secret is replaced "
+    "on save by a random, hashed secret that is never shown and authenticates nothing."
+)
+#: DOT's script swaps the secret's help text for these when "hash client secret" is toggled.
+SECRET_HELP_ATTRIBUTES = (
+    "data-client-secret-help-when-hashed",
+    "data-client-secret-help-when-unhashed",
+)
 
 
 def check_certificate_url(application_pk: Any, site_name: str = "admin") -> str:
@@ -93,7 +112,12 @@ class MTLSClientInline(admin.StackedInline):  # type: ignore[type-arg]
                     "token_endpoint_auth_method",
                     "tls_client_certificate_bound_access_tokens",
                     "check_link",
-                )
+                ),
+                "description": _(
+                    "A tls_client_auth or self_signed_tls_client_auth client authenticates with "
+                    "its certificate only; saving gives it a random, hashed secret that is never "
+                    "shown and authenticates nothing."
+                ),
             },
         ),
         (
@@ -149,16 +173,83 @@ class MTLSClientInline(admin.StackedInline):  # type: ignore[type-arg]
 
 
 _ApplicationAdminBase: Any = get_application_admin_class()
+_ApplicationFormBase: Any = _ApplicationAdminBase.form
+
+
+class MTLSApplicationForm(_ApplicationFormBase):  # type: ignore[misc]
+    """The (configured) Application admin's form, saying beside the secret what an mTLS method
+    does to it (DOT's script swaps the help text when "hash client secret" is toggled)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "client_secret" in self.fields:
+            field = self.fields["client_secret"]
+            field.help_text = format_html("{} {}", field.help_text or "", REPLACED_SECRET_NOTE)
+        if "hash_client_secret" in self.fields:
+            attrs = self.fields["hash_client_secret"].widget.attrs
+            for name in SECRET_HELP_ATTRIBUTES:
+                if name in attrs:
+                    attrs[name] = f"{attrs[name]} {REPLACED_SECRET_NOTE}"
+
+
+def _is_mtls_client(application: Any) -> bool:
+    if application is None or application.pk is None:
+        return False
+    try:
+        return application.mtls.token_endpoint_auth_method in MTLS_METHODS
+    except ObjectDoesNotExist:
+        return False
+
+
+def _without_secret(fields: Any, seen: set[str] | None = None) -> tuple[Any, ...]:
+    """A fieldset's fields with the secret replaced by the note, once, and no hash checkbox."""
+    seen = set() if seen is None else seen
+    kept: list[Any] = []
+    for item in fields:
+        if isinstance(item, list | tuple):
+            row = _without_secret(item, seen)
+            if row:
+                kept.append(row)
+            continue
+        name = "mtls_client_secret" if item == "client_secret" else item
+        if name == "hash_client_secret" or name in seen:
+            continue
+        seen.add(name)
+        kept.append(name)
+    return tuple(kept)
 
 
 class MTLSApplicationAdmin(_ApplicationAdminBase):  # type: ignore[misc]
     """DOT's (configured) Application admin with the mTLS inline and the certificate check."""
 
+    form = MTLSApplicationForm
     inlines = (*getattr(_ApplicationAdminBase, "inlines", ()), MTLSClientInline)
     # A project's own change form template wins; the inline links to the check page anyway.
     change_form_template = (
         getattr(_ApplicationAdminBase, "change_form_template", None) or CHANGE_FORM_TEMPLATE
     )
+
+    # Issue 14: an mTLS client's secret is shown nowhere and cannot be set here (a secret typed
+    # in would be one somebody knows); the note takes its place.
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if not _is_mtls_client(obj):
+            return fieldsets
+        seen: set[str] = set()
+        return [
+            (name, {**options, "fields": _without_secret(options.get("fields", ()), seen)})
+            for name, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if _is_mtls_client(obj):
+            fields += ("mtls_client_secret",)
+        return fields
+
+    @admin.display(description=_("client secret"))
+    def mtls_client_secret(self, obj: Any) -> str:
+        return str(MTLS_SECRET_NOTE)
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         opts = self.opts

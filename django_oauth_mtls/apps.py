@@ -16,4 +16,11 @@ class DjangoOAuthMTLSConfig(AppConfig):
 
         checks.register(mtls_checks.check_settings, checks.Tags.security)
         checks.register(mtls_checks.check_metadata, checks.Tags.security)
+        # Reads the database: Django passes ``databases`` only when databases are checked.
+        checks.register(
+            mtls_checks.check_stored_values,
+            checks.Tags.database,
+            checks.Tags.security,
+            deploy=False,
+        )
         truststore.connect_signals()

@@ -251,6 +251,68 @@ def _check_choices(user: dict[str, Any]) -> list[CheckMessage]:
     return messages
 
 
+#: At most this many clients are named in W008's message.
+W008_MAX_CLIENTS = 10
+
+
+def check_stored_values(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W008: registered values stored over their bounds (``limits``; written before the bounds,
+    or by raw SQL). The token endpoint refuses those clients; this names them.
+
+    It reads the database, so it runs only when Django checks databases (``check --database``,
+    ``migrate``): ``databases`` is then a list of aliases, otherwise ``None`` and nothing is read.
+    """
+    if not databases:
+        return []
+    from django.db import DatabaseError, connections
+    from django.db.models import Q
+    from django.db.models.functions import Length
+
+    from .limits import MAX_CHARACTERS, jwks_too_large
+    from .models import MTLSClient
+
+    found: list[str] = []
+    table = MTLSClient._meta.db_table
+    for alias in databases:
+        try:
+            if table not in connections[alias].introspection.table_names():
+                continue  # not migrated yet (migrate runs this check first)
+            rows = MTLSClient.objects.using(alias).select_related("application")
+            lengths = {f"{field}_length": Length(field) for field in MAX_CHARACTERS}
+            long_text = Q()
+            for field, bound in MAX_CHARACTERS.items():
+                long_text |= Q(**{f"{field}_length__gt": bound})
+            for row in rows.annotate(**lengths).filter(long_text).order_by("pk"):
+                over = [
+                    f"{field}: {getattr(row, f'{field}_length')} characters, bound {bound}"
+                    for field, bound in MAX_CHARACTERS.items()
+                    if getattr(row, f"{field}_length") > bound
+                ]
+                found.append(f"client_id={row.application.client_id} ({'; '.join(over)})")
+            max_bytes = mtls_settings.JWKS_MAX_BYTES
+            for row in rows.filter(jwks__isnull=False).only("pk", "jwks", "application__client_id"):
+                problem = jwks_too_large(row.jwks, max_bytes)
+                if problem:
+                    found.append(f"client_id={row.application.client_id} ({problem})")
+        except DatabaseError:  # an unreadable table is another check's (or migrate's) business
+            continue
+    if not found:
+        return []
+    shown = "; ".join(found[:W008_MAX_CLIENTS])
+    more = f"; and {len(found) - W008_MAX_CLIENTS} more" if len(found) > W008_MAX_CLIENTS else ""
+    return [
+        Warning(
+            f"{len(found)} mTLS client registration(s) store values over this server's bounds, "
+            f"so those clients are refused at the token endpoint: {shown}{more}.",
+            hint="Correct each registration within the bounds (docs/registration.md): RFC 7592 "
+            "update, the admin, or manage.py mtls_set_client.",
+            id="oauth_mtls.W008",
+        )
+    ]
+
+
 def check_metadata(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """The metadata checks (W006, W007), imported lazily so ``ready()`` imports no DOT views."""
     from .metadata import check_metadata_settings

@@ -18,7 +18,14 @@ from .exceptions import ClientAuthError
 from .matching import certificate_matches
 from .models import SELF_SIGNED_TLS_CLIENT_AUTH, TLS_CLIENT_AUTH, MTLSClient
 from .truststore import get_trust_store
-from .validation import check_key_strength, check_validity, spki_sha256, validate_chain
+from .validation import (
+    check_client_usage,
+    check_key_strength,
+    check_key_usage,
+    check_validity,
+    spki_sha256,
+    validate_chain,
+)
 
 #: Receives each step's name and outcome (the explain command prints them).
 StepCallback = Callable[[str, str], None]
@@ -38,6 +45,16 @@ def authenticate_certificate(
     """Raise ``ClientAuthError`` unless ``certificate`` authenticates the client of ``mtls``."""
     now = now or dt.datetime.now(dt.UTC)
     method = mtls.token_endpoint_auth_method
+    # Issue 14: a value stored over its bound (limits.py; written before the bounds, or by raw
+    # SQL) is refused unparsed. The code is what that client would get anyway: a PKI client's
+    # registered subject can then match nothing (subject_mismatch); a self-signed client's set
+    # cannot be used (jwk_set_unavailable; not_in_jwk_set would claim a comparison that never
+    # ran). The caller logs the reason and this description; the system check W008 lists them.
+    over_bound = next(iter(mtls.bound_problems().values()), None)
+    if over_bound is not None:
+        self_signed = method == SELF_SIGNED_TLS_CLIENT_AUTH
+        code = "jwk_set_unavailable" if self_signed else "subject_mismatch"
+        raise ClientAuthError(code, f"the registered {over_bound}")
     if method == TLS_CLIENT_AUTH:
         _authenticate_pki(mtls, certificate, now, step)
     elif method == SELF_SIGNED_TLS_CLIENT_AUTH:
@@ -68,6 +85,7 @@ def _authenticate_pki(
             )
         check_validity(leaf, now, mtls_settings.CLOCK_SKEW_SECONDS)
         check_key_strength(leaf, mtls_settings.MIN_RSA_KEY_BITS)
+        check_client_usage(leaf)  # the verdict replaces the chain, not the EKU/keyUsage checks
         step("chain", "verified by the proxy (TRUST_PROXY_VERIFICATION)")
     else:
         path = validate_chain(
@@ -112,6 +130,7 @@ def _authenticate_self_signed(
     if mtls_settings.CHECK_SELF_SIGNED_VALIDITY:
         check_validity(leaf, now, mtls_settings.CLOCK_SKEW_SECONDS)
     check_key_strength(leaf, mtls_settings.MIN_RSA_KEY_BITS)
+    check_key_usage(leaf)  # RFC 5280 §4.2.1.3; before any jwks_uri fetch
     step("certificate", "validity and key strength ok (no chain validation for self-signed)")
     from .jwks import client_certificates
 

@@ -29,6 +29,7 @@ CLIENT_AUTH_REASONS: Final = frozenset(
         "expired",
         "not_yet_valid",
         "wrong_eku",
+        "wrong_key_usage",
         "weak_key",
         "pin_mismatch",
         "subject_mismatch",

@@ -20,6 +20,7 @@ from typing import Any, cast
 from django import forms
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.files.uploadedfile import UploadedFile
+from django.forms.fields import InvalidJSONInput
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -27,11 +28,13 @@ from .certificates import ClientCertificate, certificate_from_der, ders_from_pem
 from .client_auth import authenticate_certificate
 from .exceptions import ClientAuthError, IntakeError
 from .jwks import JWKSetError, parse_jwk_set
+from .limits import MAX_CHARACTERS, MAX_JSON_DEPTH, json_too_deep
 from .matching import SAN_DNS, SAN_EMAIL, SAN_IP, SAN_URI, SUBJECT_DN, SUBJECT_FIELDS
 from .models import (
     SELF_SIGNED_TLS_CLIENT_AUTH,
     TLS_CLIENT_AUTH,
     MTLSClient,
+    algorithm_problem,
     client_type_problem,
 )
 
@@ -221,6 +224,7 @@ _FAILED_STEP = {
     "expired": "chain",
     "not_yet_valid": "chain",
     "wrong_eku": "chain",
+    "wrong_key_usage": "chain",
     "weak_key": "chain",
     "pin_mismatch": "pin",
     "subject_mismatch": "match",
@@ -340,6 +344,25 @@ class CertificateCheckForm(forms.Form):
 # --- the admin inline's form ------------------------------------------------------------------
 
 
+class BoundedJSONField(forms.JSONField):
+    """A JSON field that refuses text nested deeper than ``limits.MAX_JSON_DEPTH`` unparsed:
+    ``json.loads`` raises ``RecursionError`` deep enough (issue 14: never a 500)."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and json_too_deep(value):
+            raise forms.ValidationError(
+                _("%(field)s nests JSON deeper than %(depth)d levels")
+                % {"field": self.label, "depth": MAX_JSON_DEPTH},
+                code="invalid",
+            )
+        return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if isinstance(data, str) and json_too_deep(data):
+            return InvalidJSONInput(data)  # shown again as typed, never parsed
+        return super().bound_data(data, initial)
+
+
 class MTLSClientForm(forms.ModelForm):  # type: ignore[type-arg]
     """RFC 8705 client metadata, with a helper that fills it from a certificate."""
 
@@ -374,10 +397,11 @@ class MTLSClientForm(forms.ModelForm):  # type: ignore[type-arg]
             "be on the client's validated path."
         ),
     )
+    jwks = BoundedJSONField(label="jwks", required=False)
     jwks_uri = forms.URLField(
         label="jwks_uri",
         required=False,
-        max_length=2048,
+        max_length=MAX_CHARACTERS["jwks_uri"],
         assume_scheme="https",
         help_text=_("An https URL serving the client's JWK set; or give jwks, not both."),
     )
@@ -502,8 +526,9 @@ class MTLSClientForm(forms.ModelForm):  # type: ignore[type-arg]
             self.instance.application = parent
         if parent is None or self.instance.application_id is not None:
             return
+        method = cleaned.get("token_endpoint_auth_method") or ""
         problem = client_type_problem(
-            cleaned.get("token_endpoint_auth_method") or "", getattr(parent, "client_type", None)
-        )
+            method, getattr(parent, "client_type", None)
+        ) or algorithm_problem(method, getattr(parent, "algorithm", None))
         if problem:
             self.add_error("token_endpoint_auth_method", problem)

@@ -14,11 +14,12 @@ import binascii
 import hmac
 import json
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+
+from .limits import BoundedLRU
 
 __all__ = ["JWKSetError", "client_certificates", "parse_jwk_set"]
 
@@ -133,7 +134,18 @@ def client_certificates(mtls: Any, *, refresh: bool = False) -> frozenset[bytes]
     raise ClientAuthError("jwk_set_unavailable", "the client has registered no JWK set")
 
 
-@lru_cache(maxsize=256)
+#: Parsed inline sets, keyed by content (an edited jwks is parsed afresh). Bounded by the bytes
+#: held (the key's text and the DER certificates), not only by the number of sets; a set heavier
+#: than the whole budget is parsed on each use and never cached.
+INLINE_SETS: Final[BoundedLRU[str, frozenset[bytes]]] = BoundedLRU(
+    max_entries=256, max_weight=1024 * 1024
+)
+
+
 def _inline_set(canonical_json: str) -> frozenset[bytes]:
-    # Keyed by content, so an edited jwks is parsed afresh.
-    return frozenset(parse_jwk_set(canonical_json))
+    certificates = INLINE_SETS.get(canonical_json)
+    if certificates is None:
+        certificates = frozenset(parse_jwk_set(canonical_json))
+        weight = len(canonical_json) + sum(len(der) for der in certificates)
+        INLINE_SETS.put(canonical_json, certificates, weight=weight)
+    return certificates

@@ -3,24 +3,27 @@
 A ``jwks_uri`` is a URL the client chose and the authorization server fetches: a server-side
 request forgery risk. So the fetcher speaks https only (certificate and host name verified,
 SNI sent), never follows a redirect, resolves the host once and connects to the address it
-checked (no second lookup an attacker's DNS could answer differently), refuses loopback,
-private, link-local, reserved, multicast and unspecified addresses unless
+checked (no second lookup an attacker's DNS could answer differently), connects only to
+addresses the explicit policy of :mod:`django_oauth_mtls.jwks_addresses` allows (checked for
+every resolved address, and again as each socket connects) unless
 ``JWKS_ALLOW_PRIVATE_ADDRESSES``, stops at ``JWKS_FETCH_TIMEOUT_SECONDS`` (one deadline for the
 whole exchange) and at ``JWKS_MAX_BYTES``, and ignores proxy environment variables.
 
 Sets are cached in Django's ``default`` cache (shared by every app server) for
-``JWKS_CACHE_SECONDS``, as the DER of each ``x5c[0]``, never the document. A certificate that
-is not in the cached set asks for a re-fetch (``refresh=True``, the client may have rotated its
-keys), at most once per ``JWKS_REFETCH_INTERVAL_SECONDS`` per URI; a failed fetch is not
-retried within that interval either. A failed fetch keeps the last good set until that set's
-own expiry, and never extends it: a client that removed a compromised certificate must not be
-held to it longer because its host is unreachable.
+``JWKS_CACHE_SECONDS``, as the DER of each ``x5c[0]``, never the document. The cache is bounded
+by bytes: a set takes one of ``CACHE_BYTE_BUDGET // JWKS_MAX_BYTES`` slots, so however many
+clients there are, the sets cached add up to at most ``CACHE_BYTE_BUDGET`` (16 MiB); a set that
+loses its slot is fetched again when next needed. A certificate that is not in the cached set
+asks for a re-fetch (``refresh=True``, the client may have rotated its keys), at most once per
+``JWKS_REFETCH_INTERVAL_SECONDS`` per URI; a failed fetch is not retried within that interval
+either. A failed fetch keeps the last good set until that set's own expiry, and never extends
+it: a client that removed a compromised certificate must not be held to it longer because its
+host is unreachable.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import ipaddress
 import json
@@ -38,24 +41,30 @@ from django.core.cache import caches
 from .conf import mtls_settings
 from .exceptions import ClientAuthError
 from .jwks import JWKSetError, parse_jwk_set
+from .jwks_addresses import address_problem, literal_address
+from .jwks_cache import CACHE_PREFIX, attempt_key, claim_attempt, lookup, store
 
-__all__ = ["FetchError", "address_problem", "fetched_certificates", "uri_problem"]
+__all__ = [
+    "CACHE_PREFIX",
+    "FetchError",
+    "address_problem",
+    "fetched_certificates",
+    "uri_problem",
+]
 
 log = logging.getLogger(__name__)
 
 CACHE_ALIAS: Final = "default"
-CACHE_PREFIX: Final = "django_oauth_mtls:jwks:"
 USER_AGENT: Final = "django-oauth-mtls (jwks_uri fetcher)"
 ACCEPT: Final = "application/jwk-set+json, application/json;q=0.9"
 _CHUNK: Final = 8192
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
-
 
 class FetchError(Exception):
-    """Why a ``jwks_uri`` set could not be had. ``reason`` is safe to show the client; ``detail``
-    (a resolved address, an exception) goes to the log only."""
+    """Why a ``jwks_uri`` set could not be had. ``reason`` (no secret, no address) becomes the
+    ``ClientAuthError`` description and the log's ``reason=``; ``detail`` (a resolved address,
+    an exception) goes to the log only. The client is told neither: its ``error_description``
+    is the fixed phrase of ``descriptions.client_auth_description("jwk_set_unavailable")``."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         self.reason = reason
@@ -78,31 +87,7 @@ def _ssl_context() -> ssl.SSLContext:
     return context
 
 
-# --- addresses ---------------------------------------------------------------------------------
-
-
-def address_problem(address: IPAddress) -> str | None:
-    """Why ``address`` must not be fetched from (``"loopback"``, ``"private"``…), or ``None``.
-
-    An IPv4-mapped or NAT64 (``64:ff9b::/96``) address is judged as its IPv4 address; 6to4 and
-    Teredo addresses are judged by the IPv4 address they embed too.
-    """
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address_problem(address.ipv4_mapped)
-        if address in _NAT64:  # an IPv6-only network's view of an IPv4 host: judge that host
-            return address_problem(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    for name in ("loopback", "unspecified", "link_local", "multicast", "reserved", "private"):
-        if getattr(address, f"is_{name}"):
-            return name.replace("_", "-")
-    if not address.is_global:
-        return "non-global"
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = [address.sixtofour, address.teredo[1] if address.teredo else None]
-        for inner in embedded:
-            if inner is not None and (problem := address_problem(inner)):
-                return f"{problem} (embedded {inner})"
-    return None
+# --- addresses ----------------------------------------------------------------------------------
 
 
 def uri_problem(uri: str) -> str | None:
@@ -123,14 +108,26 @@ def uri_problem(uri: str) -> str | None:
         return "jwks_uri must not carry credentials"
     if port == 0:
         return "jwks_uri has an invalid port"
-    try:
-        literal = ipaddress.ip_address(parts.hostname)
-    except ValueError:
-        return None
+    literal = literal_address(parts.hostname)
+    if literal is None:
+        return None  # a name: its addresses are checked when it is resolved, at each fetch
     problem = address_problem(literal)
     if problem and not mtls_settings.JWKS_ALLOW_PRIVATE_ADDRESSES:
-        return f"jwks_uri points to a {problem.split(' ')[0]} address"
+        return f"jwks_uri points to a {problem} address"
     return None
+
+
+def _refused(sockaddr: Any) -> tuple[str, str] | None:
+    """(problem, address text) when policy refuses the socket address ``sockaddr``."""
+    text = str(sockaddr[0]).split("%", 1)[0]  # drop an IPv6 zone id
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return "unusable", text
+    if mtls_settings.JWKS_ALLOW_PRIVATE_ADDRESSES:
+        return None
+    problem = address_problem(address)
+    return (problem, text) if problem else None
 
 
 def _resolve(host: str, port: int) -> list[tuple[int, Any]]:
@@ -140,19 +137,16 @@ def _resolve(host: str, port: int) -> list[tuple[int, Any]]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as exc:
         raise FetchError("the host name could not be resolved", repr(exc)) from None
-    allow_private = mtls_settings.JWKS_ALLOW_PRIVATE_ADDRESSES
     resolved: list[tuple[int, Any]] = []
     for family, _type, _proto, _canonname, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
-        text = str(sockaddr[0]).split("%", 1)[0]  # drop an IPv6 zone id
-        try:
-            address = ipaddress.ip_address(text)
-        except ValueError:
-            raise FetchError("the host resolved to an unusable address", text) from None
-        problem = address_problem(address)
-        if problem and not allow_private:
-            raise FetchError(f"{problem.split(' ')[0]} address refused", f"{host} → {text}")
+        refused = _refused(sockaddr)
+        if refused is not None:
+            problem, text = refused
+            if problem == "unusable":
+                raise FetchError("the host resolved to an unusable address", text)
+            raise FetchError(f"{problem} address refused", f"{host} → {text}")
         if (family, sockaddr) not in resolved:
             resolved.append((family, sockaddr))
     if not resolved:
@@ -182,6 +176,10 @@ class _ResolvedHTTPSConnection(http.client.HTTPSConnection):
         self._tls_context = context
 
     def connect(self) -> None:
+        # Checked again here, at the one place a socket is connected: no path gets around it.
+        refused = _refused(self._sockaddr)
+        if refused is not None:
+            raise FetchError(f"{refused[0]} address refused", f"{self.host} → {refused[1]}")
         raw = socket.socket(self._family, socket.SOCK_STREAM)
         try:
             raw.settimeout(self.timeout)
@@ -302,33 +300,7 @@ def _fetch(uri: str) -> frozenset[bytes]:
         raise FetchError(f"unusable JWK set: {exc}") from None
 
 
-# --- the cache ---------------------------------------------------------------------------------
-
-
-def _keys(uri: str) -> tuple[str, str]:
-    digest = hashlib.sha256(uri.encode("utf-8")).hexdigest()
-    return f"{CACHE_PREFIX}{digest}:set", f"{CACHE_PREFIX}{digest}:attempt"
-
-
-def _fresh(value: Any, now: float, field: str) -> dict[str, Any] | None:
-    if isinstance(value, dict) and isinstance(value.get(field), int | float) and value[field] > now:
-        return value
-    return None
-
-
-def _claim_attempt(cache: Any, key: str, now: float, interval: float) -> dict[str, Any] | None:
-    """Claim this interval's one fetch for a URI; return the recent attempt when one exists."""
-    if interval <= 0:
-        return None
-    marker = {"until": now + interval, "error": None}
-    timeout = max(math.ceil(interval), 1)
-    if cache.add(key, marker, timeout):
-        return None
-    recent = _fresh(cache.get(key), now, "until")
-    if recent is not None:
-        return recent
-    cache.set(key, marker, timeout)  # the stored marker is older than the interval
-    return None
+# --- the fetch, through the cache ---------------------------------------------------------
 
 
 def fetched_certificates(uri: str, *, refresh: bool = False) -> frozenset[bytes]:
@@ -337,13 +309,13 @@ def fetched_certificates(uri: str, *, refresh: bool = False) -> frozenset[bytes]
     Raises ``ClientAuthError("jwk_set_unavailable", …)`` when there is no usable set.
     """
     cache = caches[CACHE_ALIAS]
-    set_key, attempt_key = _keys(uri)
+    marker_key = attempt_key(uri)
     now = _clock()
-    entry = _fresh(cache.get(set_key), now, "expires")
+    _key, entry = lookup(cache, uri, now)
     if entry is not None and not refresh:
         return frozenset(entry["certificates"])
     interval = float(mtls_settings.JWKS_REFETCH_INTERVAL_SECONDS)
-    recent = _claim_attempt(cache, attempt_key, now, interval)
+    recent = claim_attempt(cache, marker_key, now, interval)
     if recent is not None:
         if entry is not None:
             return frozenset(entry["certificates"])  # re-fetch already done in this interval
@@ -366,7 +338,7 @@ def fetched_certificates(uri: str, *, refresh: bool = False) -> frozenset[bytes]
         )
         if interval > 0:
             marker = {"until": now + interval, "error": exc.reason}
-            cache.set(attempt_key, marker, max(math.ceil(interval), 1))
+            cache.set(marker_key, marker, max(math.ceil(interval), 1))
         if entry is not None:
             return frozenset(entry["certificates"])
         raise ClientAuthError(
@@ -374,10 +346,6 @@ def fetched_certificates(uri: str, *, refresh: bool = False) -> frozenset[bytes]
         ) from None
     lifetime = float(mtls_settings.JWKS_CACHE_SECONDS)
     if lifetime > 0:
-        cache.set(
-            set_key,
-            {"certificates": sorted(certificates), "expires": now + lifetime},
-            max(math.ceil(lifetime), 1),
-        )
+        store(cache, uri, certificates, now, lifetime)
     log.info("jwks_uri fetched: uri=%s certificates=%d", uri, len(certificates))
     return certificates

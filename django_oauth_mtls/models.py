@@ -12,12 +12,15 @@ import binascii
 import hashlib
 from typing import Any
 
+from django.contrib.auth.hashers import identify_hasher
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, router, transaction
 from django.utils.translation import gettext_lazy as _
+from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.settings import oauth2_settings
 
-from . import matching
+from . import limits, matching
+from .conf import mtls_settings
 
 TLS_CLIENT_AUTH = "tls_client_auth"
 SELF_SIGNED_TLS_CLIENT_AUTH = "self_signed_tls_client_auth"
@@ -84,6 +87,22 @@ def client_type_problem(method: str, client_type: str | None) -> str | None:
     return None
 
 
+def algorithm_problem(method: str, algorithm: str | None) -> str | None:
+    """Why ``method`` does not fit an application signing ID tokens with ``algorithm``, or None.
+
+    HS256 signs with the client secret in clear; an mTLS client's secret is random, hashed and
+    never shown (``MTLSClient.save``), so no relying party could verify such a token.
+    """
+    if method in MTLS_METHODS and algorithm == "HS256":
+        return str(
+            _(
+                "HS256 signs ID tokens with the client secret; an mTLS client holds no usable "
+                "secret. Choose RS256 or no algorithm."
+            )
+        )
+    return None
+
+
 class MTLSClient(models.Model):
     """RFC 8705 client metadata for one DOT application."""
 
@@ -147,18 +166,59 @@ class MTLSClient(models.Model):
             self.jwks = None
             self.jwks_uri = ""
 
+    def bound_problems(self) -> dict[str, str]:
+        """Each registered value this client's method uses that is over its bound → a fixed
+        description naming the field and the bound (``limits``); empty when all are within.
+
+        Cheap (lengths, and the size of an inline ``jwks``): the token endpoint asks it on
+        every request of an mTLS client, before anything is parsed.
+        """
+        method = self.token_endpoint_auth_method
+        if method == TLS_CLIENT_AUTH:
+            fields: tuple[str, ...] = SUBJECT_FIELDS
+        elif method == SELF_SIGNED_TLS_CLIENT_AUTH:
+            fields = ("jwks_uri",)
+        else:
+            return {}
+        problems = {
+            field: problem
+            for field in fields
+            if (problem := limits.too_long(field, getattr(self, field)))
+        }
+        if method == SELF_SIGNED_TLS_CLIENT_AUTH:
+            problem = limits.jwks_too_large(self.jwks, mtls_settings.JWKS_MAX_BYTES)
+            if problem:
+                problems["jwks"] = problem
+        return problems
+
     def clean_fields(self, exclude: Any = None) -> None:
+        errors: dict[str, Any] = {}
         # A pasted PEM or hex pin becomes the stored 43-character form before length checks.
         try:
             self.trust_pin_spki_sha256 = normalise_spki_pin(self.trust_pin_spki_sha256 or "")
         except ValidationError as exc:
-            raise ValidationError({"trust_pin_spki_sha256": exc.messages}) from exc
-        super().clean_fields(exclude=exclude)
+            errors["trust_pin_spki_sha256"] = exc.messages
+        # Issue 14: every registered value is bounded (limits.py). Values the method does not
+        # use are dropped first (as save() would), so only what would be stored is measured; a
+        # value over its bound is reported once, with our text, and never parsed (clean()).
+        self.clear_stale_fields()
+        excluded = set(exclude or ())
+        over_bound = self.bound_problems()
+        for field, problem in over_bound.items():
+            if field not in excluded:
+                errors[field] = [problem]
+        try:
+            super().clean_fields(exclude=excluded | set(errors) | set(over_bound))
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
 
     def clean(self) -> None:
         errors: dict[str, Any] = {}
         self.clear_stale_fields()
         method = self.token_endpoint_auth_method
+        over_bound = self.bound_problems()  # reported by clean_fields; never parsed here
         if method == TLS_CLIENT_AUTH:
             present = [f for f in SUBJECT_FIELDS if getattr(self, f)]
             if len(present) != 1:
@@ -168,6 +228,8 @@ class MTLSClient(models.Model):
                 ) % {"count": len(present)}
                 errors["__all__"] = message
             for field in present:
+                if field in over_bound:
+                    continue
                 try:
                     setattr(
                         self,
@@ -181,13 +243,13 @@ class MTLSClient(models.Model):
                 errors["jwks_uri"] = _("Give jwks or jwks_uri, not both.")
             elif not self.jwks and not self.jwks_uri:
                 errors["jwks"] = _("self_signed_tls_client_auth needs jwks or jwks_uri.")
-            if self.jwks_uri:
+            if self.jwks_uri and "jwks_uri" not in over_bound:
                 from .jwks_fetch import uri_problem
 
                 problem = uri_problem(self.jwks_uri)
                 if problem:
                     errors["jwks_uri"] = problem
-            if self.jwks:
+            if self.jwks and "jwks" not in over_bound:
                 from .jwks import JWKSetError, parse_jwk_set
 
                 try:
@@ -196,15 +258,60 @@ class MTLSClient(models.Model):
                     errors["jwks"] = str(exc)
         application = getattr(self, "application", None) if self.application_id else None
         if application is not None:
-            problem = client_type_problem(method, getattr(application, "client_type", None))
+            problem = client_type_problem(
+                method, getattr(application, "client_type", None)
+            ) or algorithm_problem(method, getattr(application, "algorithm", None))
             if problem:
                 errors.setdefault("token_endpoint_auth_method", problem)
         if errors:
             raise ValidationError(errors)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, dropping stale metadata; a client that becomes an mTLS client gets a new secret.
+
+        Issue 14, "no secret to steal": DOT gives every application a secret. An mTLS client
+        authenticates with its certificate (a secret is refused), yet its secret must be one
+        nobody has seen: random, of DOT's usual length, hashed, never shown — never blank (an
+        empty secret matches an empty password). Every path that makes a client an mTLS client
+        (registration, RFC 7592 update, the admin, ``mtls_set_client``, code) saves this row, so
+        the secret is replaced here: when the row is new or its method was not an mTLS one, or
+        when the stored secret is blank or in clear (or DOT would compare it in clear). Not on
+        every save: hashing costs what DOT's
+        hasher costs (PBKDF2: a large fraction of a second) and a write to the application, and
+        changes nothing once the secret is unknown. ``QuerySet.update`` and raw SQL bypass this.
+        """
         self.clear_stale_fields()
-        super().save(*args, **kwargs)
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using):
+            replace_secret = self.is_mtls and self._secret_may_be_known(using)
+            super().save(*args, **kwargs)
+            if replace_secret:
+                application = self.application
+                application.client_secret = generate_client_secret()
+                application.hash_client_secret = True  # ClientSecretField hashes it on save
+                application.save(using=using, update_fields=["client_secret", "hash_client_secret"])
+
+    def _secret_may_be_known(self, using: str) -> bool:
+        """Whether someone may know the application's secret: the row is new, its stored method
+        is not an mTLS one, or the stored secret is blank, in clear, or not to be hashed."""
+        previous = (
+            type(self)
+            ._default_manager.using(using)
+            .filter(pk=self.pk)
+            .values_list("token_endpoint_auth_method", flat=True)
+            .first()
+        )
+        if previous not in MTLS_METHODS:
+            return True
+        application = self.application
+        secret = getattr(application, "client_secret", "")
+        if not secret or not getattr(application, "hash_client_secret", True):
+            return True  # blank, or compared in clear by DOT (the stored text is the secret)
+        try:
+            identify_hasher(secret)
+        except ValueError:
+            return True
+        return False
 
 
 class AccessTokenBinding(models.Model):

@@ -43,6 +43,7 @@ from .binding import thumbprints_match
 from .certificates import ClientCertificate
 from .client_auth import authenticate_certificate
 from .conf import mtls_settings
+from .descriptions import BEARER_CONFLICT, INTAKE_PHRASES, client_auth_description
 from .exceptions import ClientAuthError
 from .intake import get_client_certificate
 from .models import AccessTokenBinding, MTLSClient, RefreshTokenBinding
@@ -53,13 +54,6 @@ log = logging.getLogger("django_oauth_mtls.client_auth")
 
 #: Parameters that mean "another client authentication method" (RFC 6749 §2.3, RFC 7523 §2.2).
 CONFLICTING_PARAMETERS = ("client_secret", "client_assertion", "client_assertion_type")
-
-INTAKE_DESCRIPTIONS = {
-    "source_disabled": "the server reads no client certificates",
-    "absent": "no client certificate was presented",
-    "untrusted_peer": "the certificate did not come through a trusted proxy",
-}
-
 
 class _TokenEndpointHeaders:
     """For errors raised while tokens are saved, past oauthlib's error handling: they carry
@@ -201,6 +195,7 @@ class MTLSValidatorMixin(ResourceServerMixin):
                         "a bearer token was sent alongside client credentials",
                     ),
                     None,
+                    public=BEARER_CONFLICT,
                 )
             return False  # DOT's bearer mode (introspection with a token of scope introspection)
         application = self._load_application(client_id, request) if client_id else None
@@ -229,16 +224,21 @@ class MTLSValidatorMixin(ResourceServerMixin):
                     "client_id is required with certificate authentication (RFC 8705 §2)",
                 )
             if certificate is None:
-                reason = INTAKE_DESCRIPTIONS.get(
-                    problem or "", f"the client certificate was refused ({problem})"
-                )
+                reason = INTAKE_PHRASES.get(problem or "", f"refused ({problem})")
                 raise ClientAuthError(
                     "no_certificate",
                     f"{mtls.token_endpoint_auth_method} requires a client certificate: {reason}",
                 )
             authenticate_certificate(mtls, certificate)
         except ClientAuthError as error:
-            self._refuse(request, client_id, error, certificate, problem)
+            self._refuse(
+                request,
+                client_id,
+                error,
+                certificate,
+                problem,
+                method=mtls.token_endpoint_auth_method,
+            )
         state = request_state(request)
         state.authenticated_client_pk = mtls.application_id
         state.certificate = certificate
@@ -576,10 +576,12 @@ class MTLSValidatorMixin(ResourceServerMixin):
         certificate: ClientCertificate | None,
         problem: str | None = None,
         *,
+        method: str | None = None,
         error: type[InvalidClientError] = InvalidClientError,
+        public: str | None = None,
     ) -> NoReturn:
         """Log why (the detail stays in the log), signal, and raise ``invalid_client`` with a
-        fixed description for the reason code."""
+        fixed description for the reason code (``descriptions``), never the detail."""
         log.warning(
             "client authentication refused: client_id=%s reason=%s intake=%s x5t#S256=%s "
             "detail=%s",
@@ -598,7 +600,8 @@ class MTLSValidatorMixin(ResourceServerMixin):
             x5t_s256=certificate.x5t_s256 if certificate else None,
         )
         request_state(request).error_code = failure.code
-        raise error(description=client_description(failure, problem), request=request)
+        description = public or client_auth_description(failure.code, problem, method)
+        raise error(description=description, request=request)
 
 
 def binding_of(token: Any) -> Any:
@@ -625,10 +628,6 @@ def _bearer_credential(request: Any) -> bool:
     """The request carries ``Authorization: Bearer`` (DOT's bearer mode at introspection)."""
     auth = request.headers.get("HTTP_AUTHORIZATION") or request.headers.get("Authorization")
     return isinstance(auth, str) and auth[:7].lower() == "bearer "
-
-
-def client_description(failure: ClientAuthError, problem: str | None) -> str:
-    return failure.description
 
 
 def _param(request: Any, name: str) -> str | None:

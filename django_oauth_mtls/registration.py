@@ -11,7 +11,10 @@ names, registration access tokens and their rotation. The subclasses here
 2. validate the RFC 8705 metadata and store it in ``MTLSClient`` inside the same transaction as
    DOT's writes, so a ``400 invalid_client_metadata`` leaves nothing behind;
 3. echo the metadata in POST, GET and PUT responses, and leave ``client_secret`` out for the
-   mTLS methods (the client authenticates with its certificate; its unused secret stays hashed).
+   mTLS methods (the client authenticates with its certificate; ``MTLSClient.save`` gives it a
+   random secret, hashed, that nobody ever sees and that authenticates nothing);
+4. bound what is registered (``limits``): each value's length, ``jwks``'s size, the body's
+   nesting (checked by a scan before any parse, so no ``RecursionError`` can become a 500).
 
 A client whose metadata DOT alone can express (``client_secret_basic`` or ``none``, no bound
 tokens) gets no ``MTLSClient`` row and stays exactly a DOT client.
@@ -20,6 +23,7 @@ tokens) gets no ``MTLSClient`` row and stays exactly a DOT client.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -42,6 +46,7 @@ from .conf import mtls_settings
 from .exceptions import ClientAuthError
 from .jwks import JWKSetError, parse_jwk_set
 from .jwks_fetch import uri_problem
+from .limits import MAX_CHARACTERS, MAX_JSON_DEPTH, json_too_deep, jwks_too_large, too_long
 from .matching import SUBJECT_FIELDS, RegisteredValueError, normalise_registered_value
 from .models import MTLS_METHODS, SELF_SIGNED_TLS_CLIENT_AUTH, TLS_CLIENT_AUTH, MTLSClient
 from .validation import check_key_strength
@@ -72,6 +77,11 @@ AUTH_METHODS: Final = (
 #: RFC 7591 §2: the default when a client registers no method.
 DEFAULT_AUTH_METHOD: Final = CLIENT_SECRET_BASIC
 BOUND_TOKENS: Final = "tls_client_certificate_bound_access_tokens"
+#: RFC 7591 §3.2.2 has no code for a body that is not valid metadata but invalid_client_metadata
+#: (DOT answers "Request body must be valid JSON" with it too).
+TOO_DEEP: Final = f"the request body nests JSON deeper than {MAX_JSON_DEPTH} levels"
+
+log = logging.getLogger(__name__)
 
 _JSON_TYPES: Final = {
     bool: "a boolean",
@@ -135,6 +145,16 @@ def parse_metadata(data: Mapping[str, Any]) -> RegistrationMetadata:
     and ``jwks_uri`` are checked for type and exclusivity always (RFC 7591 §2) but stored only
     for ``self_signed_tls_client_auth``, the one method here that uses them.
     """
+    # Issue 14: every registered value is bounded (limits.py), whatever the method, before any
+    # work on it; the description names the field and the bound, never the value.
+    for field in MAX_CHARACTERS:
+        problem = too_long(field, data.get(field))
+        if problem:
+            raise InvalidClientMetadata(problem)
+    if isinstance(data.get("jwks"), dict):
+        problem = jwks_too_large(data["jwks"], mtls_settings.JWKS_MAX_BYTES)
+        if problem:
+            raise InvalidClientMetadata(problem)
     method = data.get("token_endpoint_auth_method", DEFAULT_AUTH_METHOD)
     if not isinstance(method, str):
         raise InvalidClientMetadata(
@@ -213,11 +233,7 @@ def parse_metadata(data: Mapping[str, Any]) -> RegistrationMetadata:
 
 
 def _check_jwks(jwks: dict[str, Any]) -> None:
-    size = len(json.dumps(jwks, separators=(",", ":")).encode("utf-8"))
-    if size > mtls_settings.JWKS_MAX_BYTES:
-        raise InvalidClientMetadata(
-            f"jwks is larger than {mtls_settings.JWKS_MAX_BYTES} bytes; publish it at a jwks_uri"
-        )
+    # Its size was checked first (parse_metadata).
     try:
         certificates = parse_jwk_set(jwks)
     except JWKSetError as exc:
@@ -260,14 +276,24 @@ def registered_metadata(application: Any, row: MTLSClient | None) -> dict[str, A
 def _json_object(request: HttpRequest) -> dict[str, Any] | None:
     try:
         data = json.loads(request.body)
-    except RecursionError:
-        # Too deeply nested to parse. DOT's view would hit the same limit (it catches only
-        # ValueError): hand it a body it refuses as invalid JSON, after its permission checks.
-        request._body = b"\x00"
-        return None
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):  # RecursionError: see _too_deep
         return None
     return data if isinstance(data, dict) else None
+
+
+def _too_deep(request: HttpRequest) -> bool:
+    """Issue 14: a body nested deeper than ``MAX_JSON_DEPTH`` (a scan, before any parse: ~920
+    levels parsed here but raised RecursionError in DOT's parse, a 500) is swapped for one DOT
+    refuses as invalid JSON after its permission or token checks; ``_refuse_too_deep`` then
+    keeps DOT's 401 and turns its 400 into ours."""
+    if not json_too_deep(request.body):
+        return False
+    request._body = b"\x00"
+    return True
+
+
+def _refuse_too_deep(response: HttpResponse, client_id: str | None) -> HttpResponse:
+    return _metadata_error(TOO_DEEP, client_id) if response.status_code == 400 else response
 
 
 def _hand_to_dot(request: HttpRequest, data: dict[str, Any]) -> None:
@@ -307,7 +333,12 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(exc.messages)
 
 
-def _metadata_error(description: str) -> JsonResponse:
+def _metadata_error(description: str, client_id: str | None = None) -> JsonResponse:
+    log.warning(
+        "registration refused: client_id=%s error=invalid_client_metadata detail=%s",
+        client_id or "-",
+        description,
+    )
     response = JsonResponse(
         {"error": "invalid_client_metadata", "error_description": description}, status=400
     )
@@ -333,6 +364,8 @@ class MTLSDynamicClientRegistrationView(DynamicClientRegistrationView):  # type:
     """RFC 7591 registration (DOT's view) accepting and echoing the RFC 8705 metadata."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if _too_deep(request):
+            return _refuse_too_deep(super().post(request, *args, **kwargs), None)
         data = _json_object(request)
         if data is None:
             return super().post(request, *args, **kwargs)  # type: ignore[no-any-return]
@@ -371,6 +404,8 @@ class MTLSDynamicClientRegistrationManagementView(
         return _respond(body, 200)
 
     def put(self, request: HttpRequest, client_id: str, *args: Any, **kwargs: Any) -> HttpResponse:
+        if _too_deep(request):
+            return _refuse_too_deep(super().put(request, client_id, *args, **kwargs), client_id)
         data = _json_object(request)
         if data is None:
             return super().put(request, client_id, *args, **kwargs)  # type: ignore[no-any-return]
@@ -387,7 +422,7 @@ class MTLSDynamicClientRegistrationManagementView(
                 row = _store(application, parse_metadata(data))
             except InvalidClientMetadata as exc:
                 transaction.set_rollback(True)  # DOT's update and token rotation go too
-                return _metadata_error(exc.description)
+                return _metadata_error(exc.description, client_id)
             body.update(registered_metadata(application, row))
             method = body["token_endpoint_auth_method"]
             if was_mtls and method in (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST):

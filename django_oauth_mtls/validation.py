@@ -10,9 +10,12 @@ name constraints) and relax exactly one end-entity rule: the subjectAltName exte
 absent, because the private CAs of Open Banking and eIDAS issue DN-only client certificates and
 RFC 8705 §2.1.2 matches on the subject DN alone. On top of the verifier we check what a client
 certificate needs: the EKU, when present, includes clientAuth (the client verifier enforces
-this); the validity period with ``CLOCK_SKEW_SECONDS`` of tolerance; RSA keys of at least
-``MIN_RSA_KEY_BITS`` and EC keys of at least P-256; X.509 v3 (v1 cannot carry the extensions a
-PKI relies on, so it is refused here; self-signed clients may use v1).
+this too); the keyUsage, when present, includes digitalSignature (RFC 5280 §4.2.1.3; the
+verifier does not check it for an end entity); the validity period with
+``CLOCK_SKEW_SECONDS`` of tolerance; RSA keys of at least ``MIN_RSA_KEY_BITS`` and EC keys of
+at least P-256; X.509 v3 (v1 cannot carry the extensions a PKI relies on, so it is refused
+here; self-signed clients may use v1). ``check_client_usage`` (EKU and keyUsage) also runs when
+the proxy's verdict replaces the chain validation; ``check_key_usage`` for self-signed clients.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from .exceptions import ClientAuthError
 __all__ = [
     "TrustStore",
     "ValidatedPath",
+    "check_client_usage",
     "check_key_strength",
+    "check_key_usage",
     "check_validity",
     "spki_sha256",
     "validate_chain",
@@ -140,6 +145,36 @@ def _check_eku(certificate: x509.Certificate) -> None:
         raise ClientAuthError("wrong_eku", "client certificate EKU does not include clientAuth")
 
 
+def check_key_usage(certificate: x509.Certificate) -> None:
+    """Refuse a certificate whose keyUsage, when present, does not list digitalSignature.
+
+    RFC 5280 §4.2.1.3: with the extension present, the key may be used only as it lists; a TLS
+    client proves its key by signing the handshake (RFC 8446 §4.4.3, RFC 5246 §7.4.8), which
+    needs digitalSignature. No keyUsage extension: no restriction.
+    """
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    except ValueError as exc:
+        raise ClientAuthError(
+            "wrong_key_usage", "the keyUsage extension of the client certificate cannot be read"
+        ) from exc
+    if not usage.digital_signature:
+        raise ClientAuthError(
+            "wrong_key_usage",
+            "client certificate keyUsage does not include digitalSignature (TLS client "
+            "authentication signs with the key)",
+        )
+
+
+def check_client_usage(certificate: x509.Certificate) -> None:
+    """What a client certificate may be used for, beside its chain: the EKU allows clientAuth
+    (``wrong_eku``) and the keyUsage allows signing (``wrong_key_usage``), each when present."""
+    _check_eku(certificate)
+    check_key_usage(certificate)
+
+
 def _policies() -> tuple[xv.ExtensionPolicy, xv.ExtensionPolicy]:
     ee = xv.ExtensionPolicy.webpki_defaults_ee().may_be_present(
         x509.SubjectAlternativeName, xv.Criticality.AGNOSTIC, None
@@ -206,7 +241,7 @@ def validate_chain(
         )
     check_validity(leaf, now, skew_seconds)
     check_key_strength(leaf, min_rsa_bits)
-    _check_eku(leaf)
+    check_client_usage(leaf)
     if not store.anchors:
         raise ClientAuthError("chain_invalid", "no trust anchors are configured")
     try:

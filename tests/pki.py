@@ -106,8 +106,13 @@ def issue(
     not_before: dt.datetime = NOT_BEFORE,
     not_after: dt.datetime = NOT_AFTER,
     path_length: int | None = None,
+    key_usage: x509.KeyUsage | None | str = "default",
 ) -> Issued:
-    """Issue a certificate; without ``issuer`` it is self-signed."""
+    """Issue a certificate; without ``issuer`` it is self-signed.
+
+    ``key_usage``: ``"default"`` (keyCertSign and cRLSign for a CA, digitalSignature for a leaf),
+    ``None`` (no keyUsage extension) or an ``x509.KeyUsage`` (see ``key_usage()``).
+    """
     key = key or make_key()
     signer_key = issuer.key if issuer else key
     issuer_name = issuer.cert.subject if issuer else subject
@@ -126,7 +131,11 @@ def issue(
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False
         )
-    if ca:
+    if isinstance(key_usage, x509.KeyUsage):
+        builder = builder.add_extension(key_usage, True)
+    elif key_usage is None:
+        pass
+    elif ca:
         builder = builder.add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -167,6 +176,29 @@ def issue(
     cert = builder.sign(signer_key, hashes.SHA256())
     chain = [issuer.cert, *issuer.chain] if issuer else []
     return Issued(cert=cert, key=key, chain=chain)
+
+
+def key_usage(**flags: bool) -> x509.KeyUsage:
+    """``key_usage(key_encipherment=True)``: a keyUsage extension with only the bits named."""
+    bits = dict.fromkeys(
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    unknown = set(flags) - set(bits)
+    if unknown:
+        raise TypeError(f"unknown keyUsage bits {sorted(unknown)}")
+    bits.update(flags)
+    return x509.KeyUsage(**bits)
 
 
 def make_ca(common_name: str = "Test Root CA", **kwargs: object) -> Issued:

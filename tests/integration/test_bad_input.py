@@ -282,6 +282,16 @@ def _metadata_runner(
     return run
 
 
+def _public_only(run: Callable[[Ctx, Row], None]) -> Callable[[Ctx, Row], None]:
+    """The row as a production deployment sees it: ``JWKS_ALLOW_PRIVATE_ADDRESSES`` off."""
+
+    def wrapped(ctx: Ctx, row: Row) -> None:
+        configure(ctx, JWKS_ALLOW_PRIVATE_ADDRESSES=False)
+        run(ctx, row)
+
+    return wrapped
+
+
 def _huge_jwks() -> dict[str, Any]:
     keys = [jwk_of(self_signed(f"k{i}")) for i in range(1)]
     return {"keys": keys, "padding": "x" * 70_000}
@@ -305,6 +315,9 @@ SELF_EXPIRED = self_signed(
     "expired-self-signed",
     not_before=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
     not_after=dt.datetime(2021, 1, 1, tzinfo=dt.UTC),
+)
+SELF_ENCIPHER_ONLY = self_signed(
+    "encipher-only", key_usage=pki.key_usage(key_encipherment=True)
 )
 LARGE = pki.issue(SUBJECT, dns=tuple(f"host-{i:04d}.example.com" for i in range(700)))
 assert len(LARGE.nginx()) > 16384
@@ -365,6 +378,12 @@ ROWS: list[Row] = [
     Row("C18", "an X.509 version that does not exist (22)", "token, `tls_client_auth`",
         "401 `invalid_client`", "`not_a_certificate`", "`no_certificate`",
         _token_runner(pki_client, _bad_version)),
+    Row("C19", "keyUsage without digitalSignature (`keyEncipherment` only)", "token, `tls_client_auth`",
+        "401 `invalid_client`", "—", "`wrong_key_usage`",
+        _token_runner(pki_client, by_root(key_usage=pki.key_usage(key_encipherment=True)))),
+    Row("C20", "keyUsage without digitalSignature, self-signed client", "token, `self_signed_tls_client_auth`",
+        "401 `invalid_client`", "—", "`wrong_key_usage`",
+        _token_runner(self_signed_client(SELF_ENCIPHER_ONLY), nginx(SELF_ENCIPHER_ONLY))),
     # --- JWK sets ---
     Row("J01", "`jwks` that is not valid JSON (a string)", "`MTLSClient.full_clean`",
         "`ValidationError`", "—", "`jwks`",
@@ -461,6 +480,11 @@ ROWS: list[Row] = [
     Row("M12", "registration body nested 5,000 deep", "`POST /o/register/`",
         "400 `invalid_client_metadata`", "—", "`JSON`",
         _metadata_runner(None, '{"client_name": "x", "jwks": ' + "[" * 5000 + "]" * 5000 + "}")),
+    Row("M13", "`jwks_uri` on an IPv6 site-local literal (`https://[fec0::1]/jwks`)", "`full_clean` / `POST /o/register/`",
+        "`ValidationError` / 400 `invalid_client_metadata`", "—", "`jwks_uri` / `jwks_uri points to a site-local address`",
+        _public_only(_metadata_runner({"jwks_uri": "https://[fec0::1]/jwks"},
+                                      {"token_endpoint_auth_method": "self_signed_tls_client_auth", "jwks_uri": "https://[fec0::1]/jwks"},
+                                      model_method="self_signed_tls_client_auth"))),
 ]  # fmt: skip
 
 

@@ -54,8 +54,9 @@ def test_each_subject_field_refuses_another_value(
         response = token_request(client, app, client_cert)
     status, error, description = error_of(response)
     assert (status, error) == (401, "invalid_client")
-    assert field in description
-    assert any("reason=subject_mismatch" in r.getMessage() for r in caplog.records)
+    # The client gets the fixed phrase; which field failed goes to the log line (issue #14).
+    assert field not in description and "subject registered" in description
+    assert any("reason=subject_mismatch" in r.getMessage() and field in r.getMessage() for r in caplog.records)
 
 
 def test_lenient_dn_registration(client, make_app, mtls_settings, client_cert):
@@ -153,6 +154,79 @@ def test_wrong_eku_R8705_7_5(client, make_app, mtls_settings, root_ca, caplog):
 
 def test_no_eku_is_accepted(client, make_app, mtls_settings, root_ca):
     cert = pki.issue(pki.name(C="DE", O="Example, Inc.", CN="client-one"), issuer=root_ca, eku=None)
+    app = make_app(tls_client_auth_subject_dn=DN)
+    assert token_request(client, app, cert).status_code == 200
+
+
+# --- keyUsage (RFC 5280 §4.2.1.3): TLS client authentication signs with the key ---------------
+
+NO_SIGNATURE = {
+    "keyEncipherment": pki.key_usage(key_encipherment=True),
+    "keyAgreement": pki.key_usage(key_agreement=True),
+    "contentCommitment": pki.key_usage(content_commitment=True),
+    "dataEncipherment": pki.key_usage(data_encipherment=True),
+}
+
+
+@pytest.mark.parametrize("usage", sorted(NO_SIGNATURE))
+def test_key_usage_without_digital_signature_is_refused(
+    usage, client, make_app, mtls_settings, root_ca, caplog
+):
+    cert = pki.issue(
+        pki.name(C="DE", O="Example, Inc.", CN="client-one"),
+        issuer=root_ca,
+        key_usage=NO_SIGNATURE[usage],
+    )
+    app = make_app(tls_client_auth_subject_dn=DN)
+    refused(client, app, cert, "wrong_key_usage", caplog)
+
+
+def test_key_usage_without_digital_signature_is_refused_with_proxy_verification(
+    client, make_app, mtls_settings, caplog
+):
+    proxy_ca = pki.make_ca("Proxy-trusted CA")
+    cert = pki.issue(
+        pki.name(CN="x"),
+        issuer=proxy_ca,
+        dns=("client-one.example.com",),
+        key_usage=pki.key_usage(key_encipherment=True),
+    )
+    mtls_settings.OAUTH2_MTLS = {**mtls_settings.OAUTH2_MTLS, "TRUST_PROXY_VERIFICATION": True}
+    app = make_app(tls_client_auth_san_dns="client-one.example.com")
+    refused(
+        client, app, cert, "wrong_key_usage", caplog, headers={"HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS"}
+    )
+
+
+def test_wrong_eku_is_refused_with_proxy_verification(client, make_app, mtls_settings, caplog):
+    """The proxy's verdict replaces chain validation, not the client-certificate checks."""
+    proxy_ca = pki.make_ca("Proxy-trusted CA")
+    cert = pki.issue(
+        pki.name(CN="x"),
+        issuer=proxy_ca,
+        dns=("client-one.example.com",),
+        eku=(ExtendedKeyUsageOID.SERVER_AUTH,),
+    )
+    mtls_settings.OAUTH2_MTLS = {**mtls_settings.OAUTH2_MTLS, "TRUST_PROXY_VERIFICATION": True}
+    app = make_app(tls_client_auth_san_dns="client-one.example.com")
+    refused(client, app, cert, "wrong_eku", caplog, headers={"HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS"})
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        None,  # no keyUsage extension: any use (RFC 5280 §4.2.1.3)
+        pki.key_usage(digital_signature=True, key_encipherment=True),
+        pki.key_usage(digital_signature=True, content_commitment=True),
+    ],
+    ids=["absent", "with-keyEncipherment", "with-contentCommitment"],
+)
+def test_key_usage_with_digital_signature_or_absent_is_accepted(
+    usage, client, make_app, mtls_settings, root_ca
+):
+    cert = pki.issue(
+        pki.name(C="DE", O="Example, Inc.", CN="client-one"), issuer=root_ca, key_usage=usage
+    )
     app = make_app(tls_client_auth_subject_dn=DN)
     assert token_request(client, app, cert).status_code == 200
 
@@ -438,7 +512,7 @@ def test_introspection_refusal_is_401_json_R7662_2_3(client, make_app, mtls_sett
     )
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
-    assert "san_dns" in response.json()["error_description"]
+    assert "subject registered" in response.json()["error_description"]
     anonymous = post_form(client, "/o/introspect/", {"token": "x"})
     assert anonymous.status_code == 401 and anonymous.json()["error"] == "invalid_client"
 

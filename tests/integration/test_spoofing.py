@@ -214,7 +214,7 @@ def test_row05_chain_without_client_cert(
     assert intake(client, **meta)["problem"] == "chain_without_leaf"
     response = token(client, victim, **meta)
     assert_refused(response, reasons, "no_certificate")
-    assert "chain_without_leaf" in response.json()["error_description"]
+    assert "carries no client certificate" in response.json()["error_description"]
     nothing_issued()
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import pickle
 import socket
 import time
 
 import pytest
 from django.core.cache import caches
 
-from django_oauth_mtls import jwks_fetch
+from django_oauth_mtls import jwks_cache, jwks_fetch
 from django_oauth_mtls.exceptions import ClientAuthError
 from django_oauth_mtls.jwks_fetch import address_problem, fetched_certificates, uri_problem
 from tests.jwks_server import Clock, JWKSServer, Route, jwk_of, jwk_set, self_signed
@@ -72,16 +73,66 @@ def test_good_set_is_fetched_once_and_cached(server, fetch_settings):
     assert server.hits["/jwks"] == 1
 
 
-def test_the_cache_is_django_default_cache_and_holds_no_document(server, fetch_settings):
+def stored_sets() -> dict[str, dict]:
+    """What the fetcher keeps in the test cache (LocMemCache), set entries only, by cache key."""
+    cache = caches["default"]
+    found = {}
+    for key, value in list(cache._cache.items()):
+        if jwks_fetch.CACHE_PREFIX in key and not key.endswith(":attempt"):
+            entry = pickle.loads(value)
+            if isinstance(entry, dict) and "certificates" in entry:
+                found[key] = entry
+    return found
+
+
+def test_the_cache_is_django_default_cache_and_holds_no_document(server, fetch_settings, clock):
     uri = server.serve_json("/jwks", jwk_set(CLIENT_A))
     fetched_certificates(uri)
-    set_key, _attempt_key = jwks_fetch._keys(uri)
-    stored = caches["default"].get(set_key)
+    key, stored = jwks_cache.lookup(caches["default"], uri, clock())
     assert stored["certificates"] == [CLIENT_A.der]
-    assert set(stored) == {"certificates", "expires"}
+    assert set(stored) == {"uri", "certificates", "expires"}
+    assert uri not in key and "localhost" not in key  # keyed by a digest, never the URL
     caches["default"].clear()  # another app server with an empty cache fetches again
     fetched_certificates(uri)
     assert server.hits["/jwks"] == 2
+
+
+def test_the_cache_is_bounded_by_bytes(server, fetch_settings, monkeypatch):
+    """Many jwks_uri sets: what is cached never exceeds the byte budget, whatever the count."""
+    configure(fetch_settings, JWKS_MAX_BYTES=8192)
+    monkeypatch.setattr(jwks_cache, "CACHE_BYTE_BUDGET", 2 * 8192)
+    sets = {}
+    for index in range(24):
+        members = [self_signed(f"client-{index}-{n}") for n in range(3)]
+        uri = server.serve_json(f"/jwks/{index}", jwk_set(*members))
+        sets[uri] = {m.der for m in members}
+        assert fetched_certificates(uri) == sets[uri]
+    stored = stored_sets()
+    assert 0 < len(stored) <= 2
+    assert sum(len(der) for entry in stored.values() for der in entry["certificates"]) <= 2 * 8192
+    # Evicted sets are fetched again (once per interval each), and right.
+    for uri, expected in sets.items():
+        assert fetched_certificates(uri) == expected
+    assert len(stored_sets()) <= 2
+
+
+def test_slots_hold_only_their_own_uri(server, fetch_settings, monkeypatch, clock):
+    """One slot for two URIs: each lookup finds its own set or nothing, never the other's."""
+    monkeypatch.setattr(jwks_cache, "CACHE_BYTE_BUDGET", 1)
+    first = server.serve_json("/first", jwk_set(CLIENT_A))
+    second = server.serve_json("/second", jwk_set(CLIENT_B))
+    assert fetched_certificates(first) == {CLIENT_A.der}
+    assert fetched_certificates(second) == {CLIENT_B.der}
+    assert jwks_cache.lookup(caches["default"], first, clock()) == (None, None)
+    assert fetched_certificates(first) == {CLIENT_A.der}
+    assert server.hits["/first"] == 2
+    assert len(stored_sets()) == 1
+
+
+def test_a_set_larger_than_JWKS_MAX_BYTES_is_never_cached(server, fetch_settings, clock):
+    uri = server.serve_json("/jwks", jwk_set(CLIENT_A))
+    jwks_cache.store(caches["default"], uri, frozenset({b"x" * 70_000}), clock(), 300.0)
+    assert stored_sets() == {}
 
 
 def test_cache_expires_after_JWKS_CACHE_SECONDS(server, fetch_settings, clock):
@@ -162,7 +213,7 @@ def test_the_interval_is_shared_through_the_cache(server, fetch_settings, clock)
     """A second app server (same cache) does not re-fetch within another's interval."""
     uri = server.serve_json("/jwks", jwk_set(CLIENT_A))
     fetched_certificates(uri)
-    set_key, _ = jwks_fetch._keys(uri)
+    set_key, _ = jwks_cache.lookup(caches["default"], uri, clock())
     caches["default"].delete(set_key)  # as if this server never had the set...
     clock.advance(5)
     # ...but the attempt marker says the last fetch succeeded: fetch the missing set again.
@@ -309,7 +360,14 @@ def answer(*addresses):
         (["0.0.0.0"], "unspecified"),
         (["224.0.0.1"], "multicast"),
         (["240.0.0.1"], "reserved"),
-        (["100.64.0.1"], "non-global"),  # carrier-grade NAT
+        (["100.64.0.1"], "shared"),  # carrier-grade NAT
+        (["192.0.0.8"], "ietf-protocol"),
+        (["198.18.0.1"], "benchmarking"),
+        (["fec0::1"], "site-local"),  # RFC 3879; Python 3.11's is_global says global
+        (["fc00::1"], "private"),
+        (["2001:db8::1"], "documentation"),
+        (["64:ff9b::7f00:1"], "loopback"),  # NAT64 of 127.0.0.1
+        (["2606:2800:220:1::1", "fec0::1"], "site-local"),
         (["::1"], "loopback"),
         (["fe80::1"], "link-local"),
         (["fd00::1"], "private"),
@@ -317,7 +375,7 @@ def answer(*addresses):
         (["::ffff:127.0.0.1"], "loopback"),  # IPv4-mapped: judged as IPv4
         (["::ffff:10.1.2.3"], "private"),
         (["64:ff9b::a00:1"], "private"),  # NAT64 of 10.0.0.1
-        (["2002:7f00:1::"], "loopback"),  # 6to4 of 127.0.0.1
+        (["2002:7f00:1::"], "6to4"),  # 6to4 (of 127.0.0.1 here) is refused whole
         (["93.184.216.34", "10.0.0.1"], "private"),  # every address is checked
         (["2606:2800:220:1::1", "::1"], "loopback"),
     ],
@@ -372,9 +430,10 @@ def test_unresolvable_host(fetch_settings, monkeypatch):
         ("2606:2800:220:1:248:1893:25c8:1946", None),
         ("::ffff:93.184.216.34", None),
         ("64:ff9b::5db8:d822", None),  # NAT64 of a public address
-        ("192.0.2.1", "private"),  # documentation range
-        ("198.18.0.1", "private"),  # benchmarking range
+        ("192.0.2.1", "documentation"),
+        ("198.18.0.1", "benchmarking"),
         ("::", "unspecified"),
+        ("fec0::1", "site-local"),
     ],
 )
 def test_address_problem(address, problem):
@@ -391,9 +450,48 @@ def test_address_problem(address, problem):
         ("https://client.example.com:99999/jwks", "not a valid URL"),
         ("https://10.0.0.1/jwks", "points to a private address"),
         ("https://[::1]/jwks", "points to a loopback address"),
+        ("https://[fec0::1]/jwks", "points to a site-local address"),
+        ("https://[fe80::1%25eth0]/jwks", "points to a link-local address"),
+        ("https://[::ffff:169.254.169.254]/jwks", "points to a link-local address"),
+        ("https://[2001:db8::1]/jwks", "points to a documentation address"),
+        ("https://[2606:4700::1111]/jwks", None),
+        ("https://8.8.8.8/jwks", None),
+        # Numeric hosts the system resolver reads as IPv4 without asking DNS (inet_aton).
+        ("https://127.1/jwks", "points to a loopback address"),
+        ("https://2130706433/jwks", "points to a loopback address"),
+        ("https://0x7f000001/jwks", "points to a loopback address"),
+        ("https://0xa9.0xfe.0xa9.0xfe/jwks", "points to a link-local address"),
     ],
 )
 def test_uri_problem(settings, uri, problem):
     settings.OAUTH2_MTLS = {}
     found = uri_problem(uri)
     assert (found is None) if problem is None else (problem in (found or ""))
+
+
+def test_uri_problem_with_the_setting(settings):
+    settings.OAUTH2_MTLS = {"JWKS_ALLOW_PRIVATE_ADDRESSES": True}
+    assert uri_problem("https://[fec0::1]/jwks") is None
+    assert uri_problem("https://127.1/jwks") is None
+
+
+def test_connect_checks_the_address_itself(fetch_settings, monkeypatch):
+    """The connection re-checks what it connects to: no path reaches a refused address."""
+    configure(fetch_settings, JWKS_ALLOW_PRIVATE_ADDRESSES=False)
+    monkeypatch.setattr(
+        socket.socket, "connect", lambda self, address: pytest.fail(f"connected to {address}")
+    )
+    for family, sockaddr in [
+        (socket.AF_INET6, ("fec0::1", 443, 0, 0)),
+        (socket.AF_INET, ("127.0.0.1", 443)),
+    ]:
+        connection = jwks_fetch._ResolvedHTTPSConnection(
+            "jwks.example.test",
+            443,
+            family=family,
+            sockaddr=sockaddr,
+            timeout=1,
+            context=jwks_fetch._ssl_context(),
+        )
+        with pytest.raises(jwks_fetch.FetchError, match="address refused"):
+            connection.connect()
