@@ -49,7 +49,35 @@ DEFAULTS: dict[str, Any] = {
     "RESOURCE_SERVER_CA_BUNDLE": None,
     "RESOURCE_SERVER_CLIENT_ID": None,
     "MTLS_BASE_URL": None,
+    # JWT access tokens (RFC 9068 with RFC 8705 §3.1)
+    "ACCESS_TOKEN_FORMAT": "opaque",
+    "JWT_SIGNING_KEYS": [],
+    "JWT_PUBLISHED_KEYS": [],
+    "JWT_AUDIENCE": None,
+    "JWT_RESOURCES": [],
+    "JWT_EXTRA_CLAIMS": None,
+    "JWT_LEEWAY_SECONDS": 30,
+    "RESOURCE_SERVER_TOKEN_VALIDATION": "database",
+    "RESOURCE_SERVER_AUDIENCE": None,
+    "RESOURCE_SERVER_JWT_ISSUER": None,
+    "RESOURCE_SERVER_JWKS_URI": None,
+    "RESOURCE_SERVER_JWT_USER": "local",
+    "RESOURCE_SERVER_JWT_ALGORITHMS": ["ES256", "ES384", "PS256", "RS256", "EdDSA"],
 }
+
+#: ``ACCESS_TOKEN_FORMAT`` values.
+ACCESS_TOKEN_FORMATS = ("opaque", "jwt")
+#: ``RESOURCE_SERVER_TOKEN_VALIDATION`` values.
+TOKEN_VALIDATION_MODES = (
+    "database",
+    "introspection",
+    "jwt",
+    "jwt_or_database",
+    "jwt_or_introspection",
+)
+#: ``alg`` values a resource may accept; ``none`` and every ``HS*`` never are.
+JWT_ALGORITHMS = ("ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384",
+                  "RS512", "EdDSA")  # fmt: skip
 
 
 @lru_cache(maxsize=32)
@@ -196,6 +224,93 @@ class MTLSSettings:
     @property
     def MTLS_BASE_URL(self) -> str | None:
         return self._get("MTLS_BASE_URL")  # type: ignore[no-any-return]
+
+    # --- JWT access tokens ----------------------------------------------------------------
+
+    @property
+    def ACCESS_TOKEN_FORMAT(self) -> str:
+        return "jwt" if self._get("ACCESS_TOKEN_FORMAT") == "jwt" else "opaque"
+
+    @property
+    def JWT_SIGNING_KEYS(self) -> tuple[str, ...]:
+        return tuple(str(path) for path in self._get("JWT_SIGNING_KEYS") or ())
+
+    @property
+    def JWT_PUBLISHED_KEYS(self) -> tuple[str, ...]:
+        return tuple(str(path) for path in self._get("JWT_PUBLISHED_KEYS") or ())
+
+    @property
+    def JWT_AUDIENCE(self) -> tuple[str, ...]:
+        """``JWT_AUDIENCE`` as a tuple (a string is one audience; ``None`` none)."""
+        value = self._get("JWT_AUDIENCE")
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        return tuple(str(entry) for entry in value)
+
+    @property
+    def JWT_RESOURCES(self) -> tuple[str, ...]:
+        return tuple(str(uri) for uri in self._get("JWT_RESOURCES") or ())
+
+    @property
+    def JWT_EXTRA_CLAIMS(self) -> str | None:
+        value = self._get("JWT_EXTRA_CLAIMS")
+        return str(value) if value else None
+
+    @property
+    def JWT_LEEWAY_SECONDS(self) -> int:
+        return max(0, int(self._get("JWT_LEEWAY_SECONDS")))
+
+    @property
+    def RESOURCE_SERVER_TOKEN_VALIDATION(self) -> str:
+        """How a resource checks a bearer token; when unset, ``"introspection"`` if DOT's
+        ``RESOURCE_SERVER_INTROSPECTION_URL`` is set, else ``"database"``."""
+        if "RESOURCE_SERVER_TOKEN_VALIDATION" not in self.user_keys():
+            from oauth2_provider.settings import oauth2_settings
+
+            introspection = oauth2_settings.RESOURCE_SERVER_INTROSPECTION_URL
+            return "introspection" if introspection else "database"
+        value = self._get("RESOURCE_SERVER_TOKEN_VALIDATION")
+        # Fail closed: an unknown mode checks JWTs only (the system check reports it).
+        return value if value in TOKEN_VALIDATION_MODES else "jwt"
+
+    @property
+    def RESOURCE_SERVER_AUDIENCE(self) -> str | None:
+        value = self._get("RESOURCE_SERVER_AUDIENCE")
+        return str(value) if value else None
+
+    @property
+    def RESOURCE_SERVER_JWT_ISSUER(self) -> str | None:
+        """The exact ``iss`` accepted; when unset, DOT's ``OIDC_ISS_ENDPOINT``."""
+        value = self._get("RESOURCE_SERVER_JWT_ISSUER")
+        if value:
+            return str(value)
+        from oauth2_provider.settings import oauth2_settings
+
+        issuer = oauth2_settings.OIDC_ISS_ENDPOINT
+        return str(issuer) if issuer else None
+
+    @property
+    def RESOURCE_SERVER_JWKS_URI(self) -> str | None:
+        value = self._get("RESOURCE_SERVER_JWKS_URI")
+        return str(value) if value else None
+
+    @property
+    def RESOURCE_SERVER_JWT_USER(self) -> str | None:
+        """``"local"``, ``None`` or a dotted path; when unset, ``"local"`` without
+        ``RESOURCE_SERVER_JWKS_URI`` and ``None`` with it."""
+        if "RESOURCE_SERVER_JWT_USER" not in self.user_keys():
+            return None if self.RESOURCE_SERVER_JWKS_URI else "local"
+        value = self._get("RESOURCE_SERVER_JWT_USER")
+        return str(value) if value else None
+
+    @property
+    def RESOURCE_SERVER_JWT_ALGORITHMS(self) -> tuple[str, ...]:
+        """Accepted ``alg`` values: the setting, minus anything outside ``JWT_ALGORITHMS``
+        (``none`` and ``HS*`` can never be switched on)."""
+        value = self._get("RESOURCE_SERVER_JWT_ALGORITHMS") or ()
+        return tuple(alg for alg in value if alg in JWT_ALGORITHMS)
 
 
 mtls_settings = MTLSSettings()
