@@ -486,16 +486,12 @@ def nginx_config(workdir: Path, pki: DemoPki, port: int, upstream: int, serve: b
         "upstream": f"127.0.0.1:{upstream}",
     }
     text = re.sub(r"\{\{\s*([a-z_]+)\s*\}\}", lambda m: values[m.group(1)], text)
-    # The demo's one change: tell the app the scheme and port the client used (gunicorn trusts
-    # X-Forwarded-Proto from loopback), so absolute URLs and CSRF origins say https://host:port.
-    host_line = "proxy_set_header Host $host;"
-    if host_line not in text:
-        raise StepFailed(f"{NGINX_TEMPLATE} no longer has `{host_line}`")
-    text = text.replace(
-        host_line,
-        "proxy_set_header Host $http_host;            # demo: keep the port\n"
-        "            proxy_set_header X-Forwarded-Proto $scheme;  # demo: https",
-    )
+    # The recipe itself tells the app the scheme and port the client used, so absolute URLs
+    # and CSRF origins say https://host:port: the demo changes nothing there, and checks it.
+    for line in ("proxy_set_header Host              $http_host;",
+                 "proxy_set_header X-Forwarded-Proto $scheme;"):  # fmt: skip
+        if line not in text:
+            raise StepFailed(f"{NGINX_TEMPLATE} no longer has `{line}`")
     if serve:  # the admin's CSS and JavaScript
         import django
 
@@ -571,7 +567,7 @@ def start_behind_nginx(nginx: str, launch: Launch, processes: Processes) -> Site
     config = prefix / "nginx.conf"
     config.write_text(nginx_config(launch.workdir, launch.pki, launch.port, upstream, launch.serve))
     say(f"  nginx config: {config}")
-    say(f"    ({NGINX_TEMPLATE.relative_to(ROOT)} rendered; the demo adds X-Forwarded-Proto")
+    say(f"    ({NGINX_TEMPLATE.relative_to(ROOT)} rendered as it is: it sends X-Forwarded-Proto")
     say("     and keeps the port in Host)")
     processes.spawn(
         "nginx",
