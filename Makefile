@@ -9,7 +9,7 @@ VENV ?= .venv/py$(PYVER)-django$(DJANGO_TAG)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck pytest demo serve docs bench fuzz clean
+.PHONY: help venv test lint typecheck pytest demo serve docs bench fuzz dist clean
 
 help:
 	@echo "make test   - create the venv if missing, install, run ruff, mypy and pytest"
@@ -18,6 +18,7 @@ help:
 	@echo "make docs   - build the documentation site (mkdocs --strict) into site/"
 	@echo "make bench  - run the benchmarks"
 	@echo "make fuzz   - fuzz every parser and matcher (>= 100,000 cases; atheris if installed)"
+	@echo "make dist   - build the sdist and the wheel into dist/ and run twine check on them"
 	@echo "variables: PYTHON=$(PYTHON) DJANGO='$(DJANGO)' VENV=$(VENV) PYTEST_ARGS='$(PYTEST_ARGS)'"
 
 $(STAMP): pyproject.toml
@@ -55,5 +56,10 @@ bench: $(STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python -m fuzz.run --cases 100000
 
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
 clean:
-	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache example_project/example.sqlite3
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache example_project/example.sqlite3 build dist

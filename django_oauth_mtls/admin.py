@@ -111,6 +111,7 @@ class MTLSClientInline(admin.StackedInline):  # type: ignore[type-arg]
                 "fields": (
                     "token_endpoint_auth_method",
                     "tls_client_certificate_bound_access_tokens",
+                    "access_token_format",
                     "check_link",
                 ),
                 "description": _(

@@ -12,7 +12,7 @@ class DjangoOAuthMTLSConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks as mtls_checks
-        from . import truststore
+        from . import jwt_keys, truststore
 
         checks.register(mtls_checks.check_settings, checks.Tags.security)
         checks.register(mtls_checks.check_metadata, checks.Tags.security)
@@ -24,3 +24,4 @@ class DjangoOAuthMTLSConfig(AppConfig):
             deploy=False,
         )
         truststore.connect_signals()
+        jwt_keys.connect_signals()

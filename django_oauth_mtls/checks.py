@@ -21,6 +21,7 @@ FILE_SETTINGS = ("TRUSTED_CA_CERTIFICATES", "INTERMEDIATE_CERTIFICATES")
 CHOICES = {
     "BOUND_TOKEN_WITHOUT_CERTIFICATE": ("error", "unbound"),
     "REFRESH_TOKEN_BINDING": ("public", "all", "none"),
+    "ACCESS_TOKEN_FORMAT": ("opaque", "jwt"),
 }
 
 
@@ -39,6 +40,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_choices(user)
     messages += _check_client_auth()
     messages += _check_resource_server(user)
+    from .jwt_issue_checks import check_jwt_issuing
+
+    messages += check_jwt_issuing()
     return messages
 
 

@@ -7,6 +7,10 @@ per intake reason code (``exceptions.INTAKE_REASONS``). It never carries variabl
 distinguished name, no repr, no library or exception text, no host, address, port, status or
 timing. Those stay in ``ClientAuthError.description``, which goes to the log line only.
 
+A protected resource that refuses an access token (RFC 6750 §3.1 ``invalid_token``) says why
+with one phrase per access-token reason code (``ACCESS_TOKEN_REASONS``); for ``token_invalid``
+the phrase DOT chose (invalid, expired, not valid for this resource) stands, each fixed too.
+
 For a ``jwks_uri`` that could not be fetched (``jwk_set_unavailable``) the phrase is the same
 whatever happened, so a client cannot use the token endpoint to learn whether a host or port
 of its choosing answered.
@@ -16,7 +20,16 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["BEARER_CONFLICT", "GENERIC", "client_auth_description"]
+from .exceptions import ACCESS_TOKEN_REASONS
+
+__all__ = [
+    "ACCESS_TOKEN_PHRASES",
+    "ACCESS_TOKEN_REASONS",
+    "BEARER_CONFLICT",
+    "GENERIC",
+    "access_token_description",
+    "client_auth_description",
+]
 
 #: For a code outside the closed list (never raised; a refusal must still say something).
 GENERIC: Final = "client authentication failed"
@@ -87,3 +100,29 @@ def client_auth_description(code: str, intake: str | None = None, method: str | 
     if method in _CERTIFICATE_METHODS:
         return f"{method} requires a client certificate: {reason}"
     return f"a client certificate is required: {reason}"
+
+
+#: One ``error_description`` per access-token reason code (RFC 6750 §3, ``invalid_token``).
+ACCESS_TOKEN_PHRASES: Final[dict[str, str]] = {
+    "token_invalid": "the access token is invalid",
+    "certificate_missing": (
+        "the access token is certificate-bound; no client certificate was presented"
+    ),
+    "certificate_mismatch": "the access token is bound to another client certificate",
+    "unbound_refused": "a certificate-bound access token is required",
+    "jwt_malformed": "the access token is not a well-formed JWT access token",
+    "jwt_signature": "the access token's signature does not verify",
+    "jwt_algorithm": "the access token's signing algorithm is not accepted here",
+    "jwt_type": "the access token is not typed at+jwt",
+    "jwt_issuer": "the access token is not from the expected issuer",
+    "jwt_audience": "the access token is not intended for this resource",
+    "jwt_expired": "the access token has expired",
+    "jwt_not_yet_valid": "the access token is not yet valid",
+    "jwt_unknown_key": "the access token is signed with a key this resource does not know",
+    "jwt_keys_unavailable": "the keys that verify access tokens are unavailable",
+}
+
+
+def access_token_description(reason: str) -> str:
+    """The ``error_description`` for an access token refused with ``reason``."""
+    return ACCESS_TOKEN_PHRASES.get(reason, ACCESS_TOKEN_PHRASES["token_invalid"])

@@ -39,6 +39,44 @@ CLIENT_AUTH_REASONS: Final = frozenset(
 )
 
 
+#: Why a JWT access token was refused at a resource (closed list).
+JWT_REASONS: Final = frozenset(
+    {
+        "jwt_malformed",
+        "jwt_signature",
+        "jwt_algorithm",
+        "jwt_type",
+        "jwt_issuer",
+        "jwt_audience",
+        "jwt_expired",
+        "jwt_not_yet_valid",
+        "jwt_unknown_key",
+        "jwt_keys_unavailable",
+    }
+)
+
+#: Why a protected resource refused an access token, opaque or JWT (closed list).
+ACCESS_TOKEN_REASONS: Final = (
+    frozenset({"token_invalid", "certificate_missing", "certificate_mismatch", "unbound_refused"})
+    | JWT_REASONS
+)
+
+
+class TokenEndpointHeaders:
+    """For OAuth2 errors raised while tokens are saved, past oauthlib's error handling: they
+    carry the token endpoint's headers themselves (RFC 6749 §5.1, §5.2), and DOT's
+    ``OAuthLibCore`` turns them into the response."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {
+            **super().headers,  # type: ignore[misc]
+            "Content-Type": "application/json",
+            "Cache-Control": "no-store",
+            "Pragma": "no-cache",
+        }
+
+
 class IntakeError(ValueError):
     """A certificate field could not be accepted; ``code`` is one of ``INTAKE_REASONS``."""
 

@@ -411,6 +411,7 @@ class MTLSClientForm(forms.ModelForm):  # type: ignore[type-arg]
         fields = [
             "token_endpoint_auth_method",
             "tls_client_certificate_bound_access_tokens",
+            "access_token_format",
             *SUBJECT_FIELDS,
             "trust_pin_spki_sha256",
             "jwks",

@@ -48,6 +48,7 @@ __all__ = [
     "CACHE_PREFIX",
     "FetchError",
     "address_problem",
+    "download",
     "fetched_certificates",
     "uri_problem",
 ]
@@ -90,7 +91,15 @@ def _ssl_context() -> ssl.SSLContext:
 # --- addresses ----------------------------------------------------------------------------------
 
 
-def uri_problem(uri: str) -> str | None:
+def _allow_private(allow_private: bool | None) -> bool:
+    """The address policy of one fetch: ``None`` means the ``JWKS_ALLOW_PRIVATE_ADDRESSES``
+    setting (a client's ``jwks_uri``); an operator-configured URL passes ``True``."""
+    if allow_private is None:
+        return mtls_settings.JWKS_ALLOW_PRIVATE_ADDRESSES
+    return allow_private
+
+
+def uri_problem(uri: str, *, allow_private: bool | None = None) -> str | None:
     """What is wrong with ``uri`` as a ``jwks_uri`` before any lookup, or ``None``.
 
     https only, a host, no credentials; an IP-literal host is judged like a resolved address.
@@ -112,25 +121,25 @@ def uri_problem(uri: str) -> str | None:
     if literal is None:
         return None  # a name: its addresses are checked when it is resolved, at each fetch
     problem = address_problem(literal)
-    if problem and not mtls_settings.JWKS_ALLOW_PRIVATE_ADDRESSES:
+    if problem and not _allow_private(allow_private):
         return f"jwks_uri points to a {problem} address"
     return None
 
 
-def _refused(sockaddr: Any) -> tuple[str, str] | None:
+def _refused(sockaddr: Any, allow_private: bool | None = None) -> tuple[str, str] | None:
     """(problem, address text) when policy refuses the socket address ``sockaddr``."""
     text = str(sockaddr[0]).split("%", 1)[0]  # drop an IPv6 zone id
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
         return "unusable", text
-    if mtls_settings.JWKS_ALLOW_PRIVATE_ADDRESSES:
+    if _allow_private(allow_private):
         return None
     problem = address_problem(address)
     return (problem, text) if problem else None
 
 
-def _resolve(host: str, port: int) -> list[tuple[int, Any]]:
+def _resolve(host: str, port: int, allow_private: bool | None = None) -> list[tuple[int, Any]]:
     """Every (family, sockaddr) ``host`` resolves to, each one checked: one refused address
     refuses them all, so a DNS answer mixing public and private addresses gets nowhere."""
     try:
@@ -141,7 +150,7 @@ def _resolve(host: str, port: int) -> list[tuple[int, Any]]:
     for family, _type, _proto, _canonname, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
-        refused = _refused(sockaddr)
+        refused = _refused(sockaddr, allow_private)
         if refused is not None:
             problem, text = refused
             if problem == "unusable":
@@ -169,15 +178,17 @@ class _ResolvedHTTPSConnection(http.client.HTTPSConnection):
         sockaddr: Any,
         timeout: float,
         context: ssl.SSLContext,
+        allow_private: bool | None = None,
     ) -> None:
         super().__init__(host, port, timeout=timeout, context=context)
         self._family = family
         self._sockaddr = sockaddr
         self._tls_context = context
+        self._allow_private = allow_private
 
     def connect(self) -> None:
         # Checked again here, at the one place a socket is connected: no path gets around it.
-        refused = _refused(self._sockaddr)
+        refused = _refused(self._sockaddr, self._allow_private)
         if refused is not None:
             raise FetchError(f"{refused[0]} address refused", f"{self.host} → {refused[1]}")
         raw = socket.socket(self._family, socket.SOCK_STREAM)
@@ -198,8 +209,23 @@ def _abort(sock: socket.socket | None) -> None:
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def _download(uri: str) -> bytes:
-    problem = uri_problem(uri)
+def download(
+    uri: str, *, context: ssl.SSLContext | None = None, allow_private: bool | None = None
+) -> bytes:
+    """The body of ``GET uri`` under this module's rules (https, no redirect, checked
+    addresses, one deadline, ``JWKS_MAX_BYTES``); raises ``FetchError``.
+
+    ``context`` replaces the system-CA TLS context (a resource server's
+    ``RESOURCE_SERVER_CA_BUNDLE``); ``allow_private`` replaces ``JWKS_ALLOW_PRIVATE_ADDRESSES``
+    (an operator-configured URL, never a client's, may point to an intranet).
+    """
+    return _download(uri, context=context, allow_private=allow_private)
+
+
+def _download(
+    uri: str, *, context: ssl.SSLContext | None = None, allow_private: bool | None = None
+) -> bytes:
+    problem = uri_problem(uri, allow_private=allow_private)
     if problem:
         raise FetchError(problem)
     parts = urlsplit(uri)
@@ -213,12 +239,18 @@ def _download(uri: str) -> bytes:
 
     connection: _ResolvedHTTPSConnection | None = None
     failure = FetchError("connection failed")
-    for family, sockaddr in _resolve(host, port):
+    for family, sockaddr in _resolve(host, port, allow_private):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise timed_out
         candidate = _ResolvedHTTPSConnection(
-            host, port, family=family, sockaddr=sockaddr, timeout=remaining, context=_ssl_context()
+            host,
+            port,
+            family=family,
+            sockaddr=sockaddr,
+            timeout=remaining,
+            context=context or _ssl_context(),
+            allow_private=allow_private,
         )
         try:
             candidate.connect()

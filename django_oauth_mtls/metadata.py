@@ -16,6 +16,8 @@ What is added (``docs/metadata.md``):
   project listed in DOT's settings is removed when it is not enabled, so the document never
   advertises what the server refuses;
 * ``tls_client_certificate_bound_access_tokens``: a JSON boolean, always present;
+* ``jwks_uri`` (``jwks_info``) whenever the JWK set holds a key: DOT's OIDC key, or a JWT
+  access-token key (RFC 9068 §4), OIDC on or off;
 * ``mtls_endpoint_aliases`` when ``MTLS_BASE_URL`` is an absolute ``https`` URL: only endpoints a
   client calls directly (token, revocation, introspection, registration, userinfo, device
   authorization), each of them also at the top level; never ``authorization_endpoint``;
@@ -236,6 +238,11 @@ def add_mtls_members(
                 data.pop(member, None)
 
     data["tls_client_certificate_bound_access_tokens"] = bound_tokens_supported()
+    # RFC 8414 §2 / RFC 9068 §4: the JWK set whenever it holds a key (never an mTLS alias).
+    if "jwks_uri" not in data and _jwks_published():
+        jwks_uri = _served_url(view, request, "jwks-info")
+        if jwks_uri:
+            data["jwks_uri"] = jwks_uri
 
     aliases: dict[str, str] = {}
     for member, view_name in DIRECT_ENDPOINTS:
@@ -250,6 +257,14 @@ def add_mtls_members(
     else:
         data.pop("mtls_endpoint_aliases", None)
     return data
+
+
+def _jwks_published() -> bool:
+    """The JWK set at ``jwks-info`` is not empty (``jwks_info.jwk_set``)."""
+    from .jwt_keys import published_keys
+
+    oidc_key = oauth2_settings.OIDC_ENABLED and oauth2_settings.OIDC_RSA_PRIVATE_KEY
+    return bool(oidc_key or published_keys())
 
 
 def _rewrite(response: HttpResponse, data: dict[str, Any]) -> HttpResponse:

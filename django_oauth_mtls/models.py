@@ -103,6 +103,14 @@ def algorithm_problem(method: str, algorithm: str | None) -> str | None:
     return None
 
 
+class AccessTokenFormat(models.TextChoices):
+    """``MTLSClient.access_token_format``: ``""`` follows ``ACCESS_TOKEN_FORMAT``."""
+
+    SETTING = "", "as ACCESS_TOKEN_FORMAT"
+    OPAQUE = "opaque", "opaque"
+    JWT = "jwt", "jwt (RFC 9068)"
+
+
 class MTLSClient(models.Model):
     """RFC 8705 client metadata for one DOT application."""
 
@@ -125,6 +133,17 @@ class MTLSClient(models.Model):
     jwks = models.JSONField(null=True, blank=True)
     jwks_uri = models.URLField(max_length=2048, blank=True, default="")
     tls_client_certificate_bound_access_tokens = models.BooleanField(default=False)
+    # RFC 9068: this client's access tokens as JWTs or opaque strings ("" = the setting).
+    access_token_format = models.CharField(
+        max_length=8,
+        choices=AccessTokenFormat.choices,
+        blank=True,
+        default=AccessTokenFormat.SETTING,
+        help_text=_(
+            "The format of access tokens issued at the token endpoint: empty follows "
+            "OAUTH2_MTLS['ACCESS_TOKEN_FORMAT']."
+        ),
+    )
     trust_pin_spki_sha256 = models.CharField(
         max_length=43,
         blank=True,

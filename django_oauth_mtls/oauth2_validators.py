@@ -26,13 +26,15 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 
-from .binding import thumbprints_match
+from . import jwt_issue
+from .bearer import resource_config
+from .binding import thumbprints_match, x5t_s256_of
 from .certificates import ClientCertificate
 from .conf import mtls_settings
 from .intake import get_client_certificate
 from .models import AccessTokenBinding, RefreshTokenBinding
 from .resource_server import ResourceServerMixin
-from .state import explicit, request_state, set_default
+from .state import explicit, oauth2_error_of, request_state, set_default
 from .validator_client_auth import (
     CONFLICTING_PARAMETERS,
     ClientAuthenticationMixin,
@@ -40,6 +42,8 @@ from .validator_client_auth import (
     UnauthenticatedClientError,
     mtls_client_of,
 )
+from .validator_device import DeviceCodeMixin
+from .validator_jwt import JWTValidatorMixin, refuse_access_token, token_client_id
 
 __all__ = [
     "CONFLICTING_PARAMETERS",
@@ -54,7 +58,9 @@ __all__ = [
 log = logging.getLogger("django_oauth_mtls.client_auth")
 
 
-class MTLSValidatorMixin(ClientAuthenticationMixin, ResourceServerMixin):
+class MTLSValidatorMixin(
+    ClientAuthenticationMixin, JWTValidatorMixin, ResourceServerMixin, DeviceCodeMixin
+):
     """RFC 8705 on top of any DOT ``OAuth2Validator``: client authentication (§2, from
     ``ClientAuthenticationMixin``), certificate-bound tokens (§3, §4) and remote resource
     servers (§3.2, from ``ResourceServerMixin``)."""
@@ -99,6 +105,8 @@ class MTLSValidatorMixin(ClientAuthenticationMixin, ResourceServerMixin):
         valid: bool = super().validate_grant_type(  # type: ignore[misc]
             client_id, grant_type, client, request, *args, **kwargs
         )
+        if valid:  # token-endpoint grants only: JWT_RESOURCES, and may mint a JWT (RFC 9068)
+            jwt_issue.note_token_request(request)
         if valid and grant_type != "refresh_token":  # refresh decides in validate_refresh_token
             self._decide_binding(request)
         return valid
@@ -184,9 +192,11 @@ class MTLSValidatorMixin(ClientAuthenticationMixin, ResourceServerMixin):
     def _create_access_token(
         self, expires: Any, request: Any, token: Any, source_refresh_token: Any = None
     ) -> Any:
-        access_token = super()._create_access_token(  # type: ignore[misc]
-            expires, request, token, source_refresh_token=source_refresh_token
-        )
+        # RFC 9068: a jwt-format token is minted here, after DOT settled expiry and resource.
+        with jwt_issue.minted(request, token, expires) as expires:
+            access_token = super()._create_access_token(  # type: ignore[misc]
+                expires, request, token, source_refresh_token=source_refresh_token
+            )
         x5t = request_state(request).bind_to
         if x5t:
             # Same transaction as the token (DOT's save_bearer_token is atomic).
@@ -277,7 +287,9 @@ class MTLSValidatorMixin(ClientAuthenticationMixin, ResourceServerMixin):
             and isinstance(stored, get_refresh_token_model())
             and stored.access_token_id
         ):
-            # DOT refreshed the access token in place: rebind it to this request's certificate.
+            # DOT refreshed the access token in place: a new JWS (jwt format), rebound to this
+            # request's certificate.
+            jwt_issue.reissue_in_place(request, token, stored.access_token_id)
             x5t = request_state(request).bind_to
             if x5t:
                 AccessTokenBinding.objects.update_or_create(
@@ -304,39 +316,51 @@ class MTLSValidatorMixin(ClientAuthenticationMixin, ResourceServerMixin):
         )
 
     def validate_bearer_token(self, token: str, scopes: Any, request: Any) -> bool:
+        """DOT's check, or the jwt modes' (``JWTValidatorMixin``), then the binding against the
+        presented certificate (RFC 8705 §3). Every refusal of a token is reported once
+        (``refuse_access_token``: log line and ``access_token_refused``)."""
         # DOT and its DRF class read ``oauth2_error`` with a fallback to the query string.
         set_default(request, "oauth2_error", {})
         set_default(request, "access_token", None)
         if not super().validate_bearer_token(token, scopes, request):
+            self._report_stored_refusal(token, request)
             return False
-        binding = binding_of(request.access_token)
-        if binding is None and not mtls_settings.REQUIRE_BOUND_TOKENS:
+        access_token = request.access_token
+        bound = x5t_s256_of(access_token)
+        if bound is None and not resource_config().require_bound:
             return True
         request_state(request).certificate_dependent = True
-        certificate, problem = get_client_certificate(request.headers)
-        if binding is None:
-            description = "a certificate-bound access token is required"
-        elif thumbprints_match(binding.x5t_s256, certificate.x5t_s256 if certificate else None):
+        certificate, _problem = get_client_certificate(request.headers)
+        if bound is None:
+            reason = "unbound_refused"
+        elif thumbprints_match(bound, certificate.x5t_s256 if certificate else None):
             return True
         elif certificate is None:
-            description = (
-                "the access token is certificate-bound; no client certificate was presented"
-            )
+            reason = "certificate_missing"
         else:
-            description = "the access token is bound to another client certificate"
-        log.warning(
-            "bound token refused: client_id=%s presented=%s intake=%s detail=%s",
-            getattr(request.access_token.application, "client_id", "-"),
-            certificate.x5t_s256 if certificate else "-",
-            problem or "-",
-            description,
+            reason = "certificate_mismatch"
+        refuse_access_token(
+            type(self),
+            request,
+            reason,
+            client_id=token_client_id(access_token),
+            detail="bound token refused",
         )
-        request.oauth2_error = {"error": "invalid_token", "error_description": description}
         request_state(request).binding_refused = True
         request.access_token = None
         request.user = None
         request.client = None
         return False
+
+    def _report_stored_refusal(self, token: str, request: Any) -> None:
+        """``token_invalid`` for a token the database or introspection refused (unknown,
+        expired, revoked); nothing for no token or for ``insufficient_scope``."""
+        if not token or request_state(request).refusal_reason is not None:
+            return  # no token presented, or refused and reported by the jwt modes
+        error = oauth2_error_of(request) or {}
+        if error.get("error", "invalid_token") != "invalid_token":
+            return  # insufficient_scope: the token itself was fine
+        refuse_access_token(type(self), request, "token_invalid", keep_description=True)
 
 
 def binding_of(token: Any) -> Any:

@@ -6,6 +6,11 @@ builder), and responses that depended on the certificate carry ``Cache-Control: 
 (RFC 9440 §2.4). The binding itself is enforced by the validator, so DOT's own views and
 middleware refuse a bound token without its certificate too; these helpers add the right
 status and headers, and ``require_bound`` (FAPI 1 §8.2) refuses unbound tokens.
+
+Opaque and JWT access tokens alike (RFC 9068; ``RESOURCE_SERVER_TOKEN_VALIDATION``):
+``request.access_token`` is then DOT's ``AccessToken`` or a ``JWTAccessToken``, and
+``binding.x5t_s256_of`` reads the binding of either. Tokens are verified through
+``bearer.verify_request``; every refusal is reported by ``validator_jwt.refuse_access_token``.
 """
 
 from __future__ import annotations
@@ -16,16 +21,18 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_cache_control
-from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauth2_provider.www_authenticate import build_bearer_challenge, challenge_status
 
+from .bearer import verify_request
+from .binding import x5t_s256_of
+from .descriptions import access_token_description
 from .middleware import NO_STORE_KEY
-from .oauth2_validators import binding_of
 from .state import oauth2_error_of, request_state
+from .validator_jwt import refuse_access_token, token_client_id
 
 UNBOUND_REFUSED = {
     "error": "invalid_token",
-    "error_description": "a certificate-bound access token is required",
+    "error_description": access_token_description("unbound_refused"),
 }
 
 
@@ -47,13 +54,21 @@ def verify(
     request: HttpRequest, scopes: Sequence[str] = (), *, require_bound: bool = False
 ) -> HttpResponse | None:
     """Validate the bearer token of ``request``; ``None`` if it may proceed, else the 401."""
-    valid, oauthlib_request = get_oauthlib_core().verify_request(request, scopes=list(scopes))
+    valid, oauthlib_request = verify_request(request, scopes)
     if oauthlib_request is not None and request_state(oauthlib_request).certificate_dependent:
         mark_certificate_dependent(request)
     if not valid:
         return challenge_response(request, oauth2_error_of(oauthlib_request))
     token = oauthlib_request.access_token
-    if require_bound and binding_of(token) is None:
+    if require_bound and x5t_s256_of(token) is None:
+        # FAPI 1 §8.2: an unbound token is refused where the view requires binding.
+        mark_certificate_dependent(request)
+        refuse_access_token(
+            mtls_protected_resource,
+            oauthlib_request,
+            "unbound_refused",
+            client_id=token_client_id(token),
+        )
         return challenge_response(request, UNBOUND_REFUSED)
     request.resource_owner = oauthlib_request.user  # type: ignore[attr-defined]
     request.access_token = token  # type: ignore[attr-defined]

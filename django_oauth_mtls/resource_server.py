@@ -31,12 +31,10 @@ only where RFC 8705 needs it. Outside resource-server mode nothing here runs: DO
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import http.client
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,7 +48,7 @@ from oauth2_provider.models import get_access_token_model
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.utils import get_timezone
 
-from .binding import CNF_MEMBER
+from .binding import UnsupportedConfirmation, confirmation_thumbprint
 from .conf import mtls_settings
 from .models import AccessTokenBinding
 from .state import request_state
@@ -73,51 +71,10 @@ UNSUPPORTED_CNF_DESCRIPTION = (
     "the access token is bound with a confirmation method not supported here"
 )
 
-_BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-class UnsupportedConfirmation(ValueError):
-    """An introspection ``cnf`` that cannot be enforced here: the token must be refused."""
-
 
 def resource_server_client_id() -> str | None:
     """The RS's own ``client_id`` at the AS, sent with ``tls_client_auth`` (RFC 8705 §2)."""
     return mtls_settings.RESOURCE_SERVER_CLIENT_ID
-
-
-def confirmation_thumbprint(content: Mapping[str, Any]) -> str | None:
-    """The ``cnf["x5t#S256"]`` of an introspection response; ``None`` when it has no ``cnf``.
-
-    Raises ``UnsupportedConfirmation`` for any ``cnf`` that is not exactly
-    ``{"x5t#S256": <canonical base64url of 32 bytes>}``: a member we do not understand (``jkt``,
-    a future hash) might be the only thing binding the token, so it is never ignored (RFC 8705
-    §7.2; RFC 7800 §3.1 allows one key per ``cnf``).
-    """
-    if "cnf" not in content:
-        return None
-    confirmation = content["cnf"]
-    if not isinstance(confirmation, Mapping):
-        raise UnsupportedConfirmation(f"cnf is not a JSON object ({type(confirmation).__name__})")
-    others = sorted(str(member) for member in confirmation if member != CNF_MEMBER)
-    if others:
-        raise UnsupportedConfirmation(f"unsupported cnf member(s): {', '.join(others)}")
-    if CNF_MEMBER not in confirmation:
-        raise UnsupportedConfirmation("cnf has no confirmation member")
-    value = confirmation[CNF_MEMBER]
-    if not _is_sha256_base64url(value):
-        raise UnsupportedConfirmation("cnf x5t#S256 is not a base64url SHA-256 thumbprint")
-    return str(value)
-
-
-def _is_sha256_base64url(value: object) -> bool:
-    """43 base64url characters, no padding, decoding to 32 bytes and re-encoding identically."""
-    if not isinstance(value, str) or len(value) != 43 or not set(value) <= _BASE64URL:
-        return False
-    try:
-        digest = base64.urlsafe_b64decode(value + "=")
-    except (binascii.Error, ValueError):
-        return False
-    return len(digest) == 32 and base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == value
 
 
 def _invalid_token(request: Any, description: str) -> None:

@@ -44,6 +44,10 @@ class RequestState:
     introspection_refused: bool = False
     #: The client-auth reason code of a refusal.
     error_code: str | None = None
+    #: Why a protected resource refused the access token (``descriptions.ACCESS_TOKEN_REASONS``).
+    refusal_reason: str | None = None
+    #: The refused token's ``client_id`` when it is known (a verified JWT's claim).
+    refusal_client_id: str | None = None
 
 
 def request_state(request: Any) -> RequestState:

@@ -14,7 +14,7 @@ from typing import Any
 from django.urls import URLPattern
 from oauth2_provider import urls as dot_urls
 
-from . import metadata, registration, views
+from . import jwks_info, metadata, registration, views
 
 app_name = "oauth2_provider"
 
@@ -22,11 +22,14 @@ app_name = "oauth2_provider"
 REPLACEMENTS: dict[str, Callable[..., Any]] = {
     "token": views.MTLSTokenView.as_view(),
     "introspect": views.MTLSIntrospectTokenView.as_view(),
+    "device-authorization": views.MTLSDeviceAuthorizationView.as_view(),
     "oauth-server-metadata": metadata.MTLSOAuthServerMetadataView.as_view(),
     "oauth-server-metadata-issuer": metadata.MTLSOAuthServerMetadataView.as_view(),
     "oauth-resource-metadata": metadata.MTLSOAuthProtectedResourceMetadataView.as_view(),
     "oauth-resource-metadata-path": metadata.MTLSOAuthProtectedResourceMetadataView.as_view(),
     "oidc-connect-discovery-info": metadata.MTLSConnectDiscoveryInfoView.as_view(),
+    # RFC 9068 §4: served whether OIDC is on or off (DOT's view 404s while it is off).
+    "jwks-info": jwks_info.MTLSJwksInfoView.as_view(),
     "dcr-register": registration.MTLSDynamicClientRegistrationView.as_view(),
     "dcr-register-management": registration.MTLSDynamicClientRegistrationManagementView.as_view(),
 }

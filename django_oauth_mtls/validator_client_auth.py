@@ -30,7 +30,7 @@ from . import signals
 from .certificates import ClientCertificate
 from .client_auth import authenticate_certificate
 from .descriptions import BEARER_CONFLICT, INTAKE_PHRASES, client_auth_description
-from .exceptions import ClientAuthError
+from .exceptions import ClientAuthError, TokenEndpointHeaders
 from .intake import get_client_certificate
 from .models import MTLSClient
 from .state import explicit, request_state, set_default
@@ -41,25 +41,11 @@ log = logging.getLogger("django_oauth_mtls.client_auth")
 CONFLICTING_PARAMETERS = ("client_secret", "client_assertion", "client_assertion_type")
 
 
-class _TokenEndpointHeaders:
-    """For errors raised while tokens are saved, past oauthlib's error handling: they carry
-    the token endpoint's headers themselves (RFC 6749 §5.1, §5.2)."""
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {
-            **super().headers,  # type: ignore[misc]
-            "Content-Type": "application/json",
-            "Cache-Control": "no-store",
-            "Pragma": "no-cache",
-        }
-
-
-class RefreshRaceError(_TokenEndpointHeaders, InvalidGrantError):  # type: ignore[misc]
+class RefreshRaceError(TokenEndpointHeaders, InvalidGrantError):  # type: ignore[misc]
     """``invalid_grant`` raised while the tokens are saved (a concurrent refresh)."""
 
 
-class UnauthenticatedClientError(_TokenEndpointHeaders, InvalidClientError):  # type: ignore[misc]
+class UnauthenticatedClientError(TokenEndpointHeaders, InvalidClientError):  # type: ignore[misc]
     """``invalid_client`` raised while a token is saved for a client that registered an mTLS
     method and that no certificate authenticated in this request."""
 

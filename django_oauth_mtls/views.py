@@ -1,11 +1,14 @@
 """Views that replace DOT's where RFC 8705 extends them (introspection; metadata and
-registration join later). Mounted by ``django_oauth_mtls.urls`` under DOT's URL names.
+registration join later), or where DOT 3.4.1 breaks under oauthlib 4 (the device grant, RFC 8628).
+Mounted by ``django_oauth_mtls.urls`` under DOT's URL names.
 """
 
 from __future__ import annotations
 
 import calendar
 import hashlib
+import inspect
+import json
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -14,10 +17,21 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import View
 from oauth2_provider.compat import login_not_required
-from oauth2_provider.models import get_access_token_model
-from oauth2_provider.views import IntrospectTokenView, TokenView
+from oauth2_provider.models import (
+    DeviceCodeResponse,
+    DeviceRequest,
+    create_device_grant,
+    get_access_token_model,
+    get_application_model,
+)
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.utils import set_oauthlib_user_to_device_request_user
+from oauth2_provider.views import DeviceAuthorizationView, IntrospectTokenView, TokenView
 from oauth2_provider.www_authenticate import build_bearer_challenge, challenge_status
+from oauthlib.common import Request as OAuthlibRequest
+from oauthlib.common import urlencode
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+from oauthlib.oauth2.rfc8628.grant_types import DeviceCodeGrant
 
 from .state import oauth2_error_of
 
@@ -34,27 +48,111 @@ def invalid_client_response(description: str) -> JsonResponse:
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
+#: oauthlib 4 asks the validator for the device_code's status (``validate_device_code``) after
+#: client authentication; oauthlib 3.3 leaves it to DOT's token view and pre-token hook.
+OAUTHLIB_VALIDATES_DEVICE_CODE = hasattr(DeviceCodeGrant, "validate_device_code")
+
 
 @method_decorator(csrf_exempt, name="dispatch")
 @method_decorator(login_not_required, name="dispatch")
 class MTLSTokenView(TokenView):  # type: ignore[misc]
     """DOT's token view. A device_code grant without ``device_code`` is a 400: DOT 3.4.1 reads
-    ``request.POST["device_code"]`` unguarded (a 500)."""
+    ``request.POST["device_code"]`` unguarded (a 500).
+
+    With oauthlib 4, a device_code grant goes through oauthlib like the other grants: client
+    authentication, then the validator's ``validate_device_code`` (``DeviceCodeMixin``), which
+    checks that the grant belongs to the authenticated client and maps its status to RFC 8628
+    §3.5. DOT 3.4.1's own path answers the grant's status before authenticating the client, for
+    any client, and its pre-token hook (``set_oauthlib_user_to_device_request_user``, left out of
+    this view's server) loads the grant by ``device_code`` alone, raising for an unknown one.
+    """
+
+    @classmethod
+    def get_server(cls) -> Any:
+        if not OAUTHLIB_VALIDATES_DEVICE_CODE:
+            return super().get_server()
+        server_kwargs = dict(oauth2_settings.server_kwargs)
+        server_kwargs["pre_token"] = [
+            hook
+            for hook in server_kwargs.get("pre_token") or ()
+            if hook is not set_oauthlib_user_to_device_request_user
+        ]
+        return cls.get_server_class()(cls.get_validator_class()(), **server_kwargs)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.POST.get("grant_type") == DEVICE_CODE_GRANT and not request.POST.get(
-            "device_code"
-        ):
-            response = JsonResponse(
-                {
-                    "error": "invalid_request",
-                    "error_description": "device_code is required (RFC 8628 §3.4)",
-                },
-                status=400,
-            )
-            response["Cache-Control"] = "no-store"
-            return response
+        if request.POST.get("grant_type") == DEVICE_CODE_GRANT:
+            if not request.POST.get("device_code"):
+                response = JsonResponse(
+                    {
+                        "error": "invalid_request",
+                        "error_description": "device_code is required (RFC 8628 §3.4)",
+                    },
+                    status=400,
+                )
+                response["Cache-Control"] = "no-store"
+                return response
+            if OAUTHLIB_VALIDATES_DEVICE_CODE:
+                return self.authorization_flow_token_response(request)  # type: ignore[no-any-return]
         return super().post(request, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator(login_not_required, name="dispatch")
+class MTLSDeviceAuthorizationView(DeviceAuthorizationView):  # type: ignore[misc]
+    """RFC 8628 §3.1, §3.2: DOT's device authorization view, working with oauthlib 4.
+
+    oauthlib 4 adds ``scope`` (the resolved scopes) to the response data, which DOT 3.4.1 passes
+    whole to its ``DeviceCodeResponse`` dataclass (a ``TypeError``, a 500). Here the stored grant
+    takes ``scope`` from that data, or, as DOT does (oauthlib 3.3), from the request or the
+    client's default scopes; ``DeviceCodeResponse`` gets the members its signature names. The
+    response carries the members RFC 8628 §3.2 defines, with ``Cache-Control: no-store``.
+    Client authentication is oauthlib's, through the validator (the mTLS invariant applies).
+    """
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        headers, data, status = self.create_device_authorization_response(request)
+        if status != 200:
+            return JsonResponse(json.loads(data), status=status, headers=headers)
+        client_id = request.POST.get("client_id", "")  # oauthlib required and validated it
+        resolved_scope = data.pop("scope", None)
+        scope = resolved_scope if resolved_scope is not None else self._fallback_scope(request)
+        if scope is None:
+            return JsonResponse(
+                {"error": "invalid_client", "error_description": "No application found."},
+                status=401,
+                headers=headers,
+            )
+        accepted = inspect.signature(DeviceCodeResponse).parameters
+        members = {"interval": 5, **data}  # RFC 8628 §3.2: no interval means 5 seconds
+        create_device_grant(
+            DeviceRequest(client_id=client_id, scope=scope),
+            DeviceCodeResponse(**{key: value for key, value in members.items() if key in accepted}),
+        )
+        response = JsonResponse(data, status=status, headers=headers)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def _fallback_scope(self, request: HttpRequest) -> str | None:
+        """DOT 3.4.1's scope for the grant: the request's, else the client's default scopes
+        (``None`` for an unknown client)."""
+        requested = request.POST.get("scope", "").strip()
+        if requested:
+            return requested
+        client_id = request.POST.get("client_id", "")
+        application = get_application_model().objects.filter(client_id=client_id).first()
+        if application is None:
+            return None
+        core = self.get_oauthlib_core()
+        oauthlib_request = OAuthlibRequest(
+            request.build_absolute_uri(),
+            http_method=request.method,
+            body=urlencode(core.extract_body(request)),
+            headers=core.extract_headers(request),
+        )
+        oauthlib_request.client_id = client_id
+        oauthlib_request.client = application
+        validator = core.server.request_validator
+        return " ".join(validator.get_default_scopes(client_id, oauthlib_request))
 
 
 @method_decorator(csrf_exempt, name="dispatch")

@@ -4,7 +4,8 @@ What it does, in order (each HTTP exchange is printed):
 
 1. makes a demo PKI in a temporary directory (``example_project/demo_pki.py``);
 2. migrates a fresh SQLite database there and creates a demo superuser;
-3. starts the example behind TLS: nginx (``deploy/nginx.conf.template``) in front of gunicorn
+3. starts the example behind TLS: nginx (the package's recipe, ``mtls_proxy_config nginx``) in
+   front of gunicorn
    when nginx is installed, otherwise ``manage.py runserver_mtls``; the certificate source is
    chosen through ``OAUTH2_MTLS_CERTIFICATE_SOURCE`` (``nginx`` or ``wsgi_environ``);
 4. registers two clients over HTTP (RFC 7591 registration, logged in as the demo superuser):
@@ -47,10 +48,12 @@ from urllib.parse import urlencode
 if __package__ in (None, ""):  # `python example_project/demo.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from django_oauth_mtls.recipes import RECIPES, field_values, placeholders, render
 from example_project.demo_pki import PKI_CLIENT_DNS, DemoPki, Issued, make_demo_pki
 
 ROOT = Path(__file__).resolve().parent.parent
-NGINX_TEMPLATE = ROOT / "deploy" / "nginx.conf.template"
+#: The nginx recipe as the package ships it (django_oauth_mtls/recipes/nginx.conf.template).
+NGINX_RECIPE = RECIPES["nginx"]
 #: gunicorn's default field limit (8190) is below the app's MAX_HEADER_BYTES (16384).
 GUNICORN_FIELD_LIMIT = 32768
 DEMO_USER = "demo"
@@ -469,8 +472,8 @@ def http_ok(url_host: str, port: int, path: str) -> bool:
 
 
 def nginx_config(workdir: Path, pki: DemoPki, port: int, upstream: int, serve: bool) -> str:
-    """``deploy/nginx.conf.template`` rendered, with the demo's additions (each asserted)."""
-    text = NGINX_TEMPLATE.read_text()
+    """The package's nginx recipe rendered, with the demo's additions (each asserted)."""
+    text = NGINX_RECIPE.text()
     if os.geteuid() == 0:
         user, group = nginx_worker_identity()
     else:  # nginx ignores `user` (with a warning) unless it starts as root
@@ -485,13 +488,16 @@ def nginx_config(workdir: Path, pki: DemoPki, port: int, upstream: int, serve: b
         "server_key": str(pki.server.key_file),
         "upstream": f"127.0.0.1:{upstream}",
     }
-    text = re.sub(r"\{\{\s*([a-z_]+)\s*\}\}", lambda m: values[m.group(1)], text)
+    # The example reads the sources' default field names, as the e2e suite runs the recipe.
+    text = render(text, {**values, **field_values()})
+    if placeholders(text):
+        raise StepFailed(f"the nginx recipe has placeholders the demo does not fill: {text!r}")
     # The recipe itself tells the app the scheme and port the client used, so absolute URLs
     # and CSRF origins say https://host:port: the demo changes nothing there, and checks it.
     for line in ("proxy_set_header Host              $http_host;",
                  "proxy_set_header X-Forwarded-Proto $scheme;"):  # fmt: skip
         if line not in text:
-            raise StepFailed(f"{NGINX_TEMPLATE} no longer has `{line}`")
+            raise StepFailed(f"{NGINX_RECIPE.filename} no longer has `{line}`")
     if serve:  # the admin's CSS and JavaScript
         import django
 
@@ -567,7 +573,7 @@ def start_behind_nginx(nginx: str, launch: Launch, processes: Processes) -> Site
     config = prefix / "nginx.conf"
     config.write_text(nginx_config(launch.workdir, launch.pki, launch.port, upstream, launch.serve))
     say(f"  nginx config: {config}")
-    say(f"    ({NGINX_TEMPLATE.relative_to(ROOT)} rendered as it is: it sends X-Forwarded-Proto")
+    say(f"    (the package's {NGINX_RECIPE.filename} rendered as it is: it sends X-Forwarded-Proto")
     say("     and keeps the port in Host)")
     processes.spawn(
         "nginx",

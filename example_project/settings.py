@@ -12,8 +12,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-not-a-secret")
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
-# The proxy recipes (deploy/) set X-Forwarded-Proto on every request, replacing a client's copy:
-# only then may Django trust it for request.is_secure() and absolute https:// URLs.
+# The proxy recipes (django_oauth_mtls/recipes/) set X-Forwarded-Proto on every request,
+# replacing a client's copy: only then may Django trust it for request.is_secure() and absolute
+# https:// URLs.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [

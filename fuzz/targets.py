@@ -1,5 +1,6 @@
 """Fuzz targets: every intake parser, the DN parser, the registered-value checks, the SAN
-matchers, the trust gate and the JWK-set parser, each with its contract.
+matchers, the trust gate, the JWK-set parser and the JOSE checks of JWT access tokens
+(``fuzz.jwt_targets``), each with its contract.
 
 A target's ``run(case)`` returns when the code under test behaved as documented: it returned a
 value of the documented shape, or raised one of the documented refusal exceptions
@@ -1111,6 +1112,9 @@ def _build() -> dict[str, Target]:
             doc="parse_jwk_set: DER certificates or JWKSetError",
         )
     )
+    from fuzz.jwt_targets import jwt_targets  # JWT access tokens (RFC 9068 §4)
+
+    targets += jwt_targets()
     return {target.name: target for target in targets}
 
 

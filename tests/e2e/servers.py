@@ -2,8 +2,9 @@
 
 Every process runs in the foreground with its own config, pid file and logs under pytest's
 temporary directories, on a free loopback port, and is stopped by the fixture that started it.
-The proxy configurations are rendered from the recipes in ``deploy/`` (the same lines
-docs/proxies.md shows).
+The proxy configurations are rendered from the recipes the package ships
+(``django_oauth_mtls/recipes/``, the same lines docs/proxies.md shows and
+``manage.py mtls_proxy_config`` prints).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
+#: The recipes as they ship in the package (package data of django_oauth_mtls).
+RECIPES = ROOT / "django_oauth_mtls" / "recipes"
 PROBE_CONFIG = Path(__file__).with_name("gunicorn_probe.py")
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 
@@ -32,16 +34,37 @@ GUNICORN_FIELD_LIMIT = 32768
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
+#: The certificate field names the suite runs the recipes with: the sources' defaults, spelled
+#: out here rather than derived by the package (``mtls_proxy_config`` must agree with these).
+FIELD_VALUES = {
+    "certificate_header": "X-SSL-Client-Cert",
+    "certificate_header_underscored": "X_SSL_Client_Cert",
+    "verify_header": "X-SSL-Client-Verify",
+    "verify_header_underscored": "X_SSL_Client_Verify",
+    "certificate_fields_pattern": "x.ssl.client.cert|x.ssl.client.verify",
+}
+
 
 def render(template: str | Path, **values: object) -> str:
-    """Fill ``{{ name }}`` placeholders; every placeholder needs a value and every value a use."""
+    """Fill ``{{ name }}`` placeholders; every placeholder needs a value and every value a use.
+
+    The field-name placeholders a template has get :data:`FIELD_VALUES` unless given.
+    """
     text = Path(template).read_text() if isinstance(template, Path) else template
     used = set(_PLACEHOLDER.findall(text))
+    values = {**{k: v for k, v in FIELD_VALUES.items() if k in used}, **values}
     missing = used - values.keys()
     unused = values.keys() - used
     if missing or unused:
         raise KeyError(f"placeholders missing {sorted(missing)}, unused {sorted(unused)}")
     return _PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), text)
+
+
+def with_field_names(template: str | Path) -> str:
+    """The template with only its field-name placeholders filled (:data:`FIELD_VALUES`): the
+    lines as the documentation shows them."""
+    text = Path(template).read_text() if isinstance(template, Path) else template
+    return _PLACEHOLDER.sub(lambda m: FIELD_VALUES.get(m.group(1), m.group(0)), text)
 
 
 def free_port() -> int:
@@ -278,7 +301,7 @@ def start_nginx(nginx: str, directory: Path, tls: TLSFiles, upstream: int) -> Ma
     config = directory / "nginx.conf"
     config.write_text(
         render(
-            DEPLOY / "nginx.conf.template",
+            RECIPES / "nginx.conf.template",
             user=user, group=group, prefix=directory, listen=f"127.0.0.1:{port}",
             server_cert=tls.server_cert, server_key=tls.server_key, upstream=f"127.0.0.1:{upstream}",
         )
@@ -295,7 +318,7 @@ def start_haproxy(haproxy: str, directory: Path, tls: TLSFiles, upstream: int) -
     config = directory / "haproxy.cfg"
     config.write_text(
         render(
-            DEPLOY / "haproxy.cfg.template",
+            RECIPES / "haproxy.cfg.template",
             listen=f"127.0.0.1:{port}", server_pem=tls.server_pem, client_ca=tls.ca,
             upstream=f"127.0.0.1:{upstream}",
         )
@@ -312,7 +335,7 @@ def start_apache(apache: str, directory: Path, tls: TLSFiles, upstream: int) -> 
     config = directory / "apache.conf"
     config.write_text(
         render(
-            DEPLOY / "apache.conf.template",
+            RECIPES / "apache.conf.template",
             server_root=directory, user=user, group=group, listen=f"127.0.0.1:{port}",
             modules=APACHE_MODULES, server_cert=tls.server_cert, server_key=tls.server_key,
             upstream=f"127.0.0.1:{upstream}",

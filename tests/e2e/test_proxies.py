@@ -1,10 +1,10 @@
 """Real proxies over real TLS in front of the example under gunicorn (issue #3; RFC 8705 §2,
 RFC 9440 §4).
 
-Each proxy runs the recipe in ``deploy/`` and feeds the certificate source docs/api.md assigns
-it (nginx → ``nginx``, HAProxy → ``haproxy``, Apache → ``apache``). The clients are curl and
-httpx; the app answers ``GET /api/certificate/`` with what it saw, and the probe in gunicorn
-records which certificate fields actually arrived.
+Each proxy runs the recipe the package ships (``django_oauth_mtls/recipes/``) and feeds the
+certificate source docs/api.md assigns it (nginx → ``nginx``, HAProxy → ``haproxy``, Apache →
+``apache``). The clients are curl and httpx; the app answers ``GET /api/certificate/`` with
+what it saw, and the probe in gunicorn records which certificate fields actually arrived.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ UNDERSCORE_SPELLINGS = [
     "Client_Cert_Chain",
     "X-SSL_Client-Cert",
 ]
-#: Apache unsets the spellings its recipe names and refuses the mixed ones (deploy/apache.conf.template).
+#: Apache unsets the spellings its recipe names and refuses the mixed ones (recipes/apache.conf.template).
 REFUSED = {("apache", "X-SSL_Client-Cert")}
 
 

@@ -1,6 +1,6 @@
 """A dedicated mTLS host (RFC 8705 §5; issue #9 item 2) behind real nginx.
 
-``deploy/nginx-two-hosts.conf.template`` runs two server blocks on one port, told apart by SNI:
+``django_oauth_mtls/recipes/nginx-two-hosts.conf.template`` runs two server blocks on one port, told apart by SNI:
 the main host (``as.localhost``) never asks for a certificate and strips certificate fields;
 the mTLS host (``mtls.localhost``) asks for one (``optional_no_ca``) and forwards it. The
 example project runs under gunicorn with ``OIDC_ISS_ENDPOINT`` on the main host and
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.e2e
 
 MAIN = "as.localhost"
 MTLS = "mtls.localhost"
-TEMPLATE = servers.DEPLOY / "nginx-two-hosts.conf.template"
+TEMPLATE = servers.RECIPES / "nginx-two-hosts.conf.template"
 DOC = servers.ROOT / "docs" / "metadata.md"
 RFC8414 = "/.well-known/oauth-authorization-server"
 #: the SAN the PKI client certificate carries (tests/conftest.py ``client_cert``)
@@ -437,7 +437,7 @@ def normalized(line: str) -> str:
 
 
 def test_every_nginx_line_docs_metadata_shows_is_in_the_template():
-    template = {normalized(line) for line in TEMPLATE.read_text().splitlines()}
+    template = {normalized(line) for line in servers.with_field_names(TEMPLATE).splitlines()}
     blocks = re.findall(r"^```nginx\n(.*?)^```", DOC.read_text(), re.DOTALL | re.MULTILINE)
     assert blocks, "docs/metadata.md shows no ```nginx block"
     shown = [normalized(line) for block in blocks for line in block.splitlines()]
@@ -446,6 +446,7 @@ def test_every_nginx_line_docs_metadata_shows_is_in_the_template():
 
 def test_the_template_renders_with_every_placeholder_filled():
     names = set(re.findall(r"\{\{\s*([a-z_]+)\s*\}\}", TEMPLATE.read_text()))
+    names -= servers.FIELD_VALUES.keys()  # the field names stay the defaults
     rendered = servers.render(TEMPLATE, **{name: f"/x/{name}" for name in names})
     assert "{{" not in rendered.replace("{{ … }}", "")
     main, mtls = rendered.split("server {")[1:]

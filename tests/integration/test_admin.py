@@ -110,6 +110,7 @@ def test_inline_renders_on_the_add_page(admin_client):
         "jwks",
         "jwks_uri",
         "tls_client_certificate_bound_access_tokens",
+        "access_token_format",
         "trust_pin_spki_sha256",
         "certificate_pem",
         "certificate_file",
@@ -145,6 +146,20 @@ def test_add_an_application_with_mtls_metadata(admin_client):
     row = MTLSClient.objects.get(application__name="added")
     assert row.tls_client_auth_san_dns == "client-one.example.com"
     assert row.tls_client_certificate_bound_access_tokens
+
+
+@pytest.mark.parametrize("value", ["jwt", "opaque", ""])
+def test_access_token_format_per_client(admin_client, pki_app, value):
+    """RFC 9068: the client's token format ("" follows OAUTH2_MTLS['ACCESS_TOKEN_FORMAT'])."""
+    response = edit(admin_client, pki_app, access_token_format=value)
+    assert response.status_code == 302, inline_form(response).errors
+    assert MTLSClient.objects.get(pk=pki_app.pk).access_token_format == value
+
+
+def test_access_token_format_refuses_other_values(admin_client, pki_app):
+    response = edit(admin_client, pki_app, access_token_format="jws")
+    assert response.status_code == 200
+    assert "access_token_format" in inline_form(response).errors
 
 
 def test_add_page_without_touching_the_inline_creates_no_row(admin_client):

@@ -147,3 +147,152 @@ def test_resource_server_certificate_without_client_id_E007():
     pair = (ANY_PEM, ANY_PEM)
     assert ids(RESOURCE_SERVER_CERTIFICATE=pair) == ["oauth_mtls.E007"]
     assert ids(RESOURCE_SERVER_CERTIFICATE=pair, RESOURCE_SERVER_CLIENT_ID="rs") == []
+
+
+# --- JWT access tokens (jwt_issue_checks.py; RFC 9068) ----------------------------------------
+
+
+def _pem(key, *, public: bool = False, password: bytes | None = None) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    if public:
+        return key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    encryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+
+
+@pytest.fixture
+def key_files(tmp_path):
+    """name → path of key files generated at test time."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa
+
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    contents = {
+        "good": _pem(p256),
+        "good.pub": _pem(p256, public=True),
+        "rsa1024": _pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)),
+        "p521": _pem(ec.generate_private_key(ec.SECP521R1())),
+        "ed448": _pem(ed448.Ed448PrivateKey.generate()),
+        "dsa": _pem(dsa.generate_private_key(key_size=2048)),
+        "encrypted": _pem(p256, password=b"secret"),
+        "junk": b"not a key\n",
+    }
+    paths = {}
+    for name, data in contents.items():
+        path = tmp_path / f"{name}.pem"
+        path.write_bytes(data)
+        paths[name] = str(path)
+    paths["absent"] = str(tmp_path / "absent.pem")
+    return paths
+
+
+def jwt_ids(issuer: str | None = "https://as.example.com", provider=None, **mtls) -> list[str]:
+    from django.conf import settings
+
+    dot = {**settings.OAUTH2_PROVIDER, "OIDC_ISS_ENDPOINT": issuer, **(provider or {})}
+    with override_settings(OAUTH2_PROVIDER=dot):
+        return ids(**mtls)
+
+
+def test_jwt_configuration_without_problems(key_files):
+    assert jwt_ids(ACCESS_TOKEN_FORMAT="jwt", JWT_SIGNING_KEYS=[key_files["good"]],
+                   JWT_PUBLISHED_KEYS=[key_files["good.pub"]], JWT_AUDIENCE="https://api.example.com",
+                   JWT_EXTRA_CLAIMS="tests.integration.test_jwt_issue.extra_claims") == []  # fmt: skip
+
+
+def test_jwt_format_without_signing_keys_E008():
+    assert jwt_ids(ACCESS_TOKEN_FORMAT="jwt", JWT_AUDIENCE="https://api.example.com") == [
+        "oauth_mtls.E008"
+    ]
+
+
+def test_jwt_without_audience_E009(key_files):
+    assert jwt_ids(ACCESS_TOKEN_FORMAT="jwt", JWT_SIGNING_KEYS=[key_files["good"]]) == [
+        "oauth_mtls.E009"
+    ]
+    # Keys configured for per-client JWTs while the setting says opaque: the same rules apply.
+    assert jwt_ids(JWT_SIGNING_KEYS=[key_files["good"]]) == ["oauth_mtls.E009"]
+
+
+def test_jwt_without_issuer_E010(key_files):
+    assert jwt_ids(issuer=None, ACCESS_TOKEN_FORMAT="jwt", JWT_SIGNING_KEYS=[key_files["good"]],
+                   JWT_AUDIENCE="https://api.example.com") == ["oauth_mtls.E010"]  # fmt: skip
+
+
+def test_opaque_format_needs_no_jwt_settings():
+    assert jwt_ids(issuer=None, ACCESS_TOKEN_FORMAT="opaque") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "setting", "fragment"),
+    [
+        ("absent", "JWT_SIGNING_KEYS", "cannot be read"),
+        ("junk", "JWT_SIGNING_KEYS", "no PEM data"),
+        ("rsa1024", "JWT_SIGNING_KEYS", "1024 bits"),
+        ("p521", "JWT_PUBLISHED_KEYS", "secp521r1"),
+        ("ed448", "JWT_SIGNING_KEYS", "Ed448"),
+        ("dsa", "JWT_PUBLISHED_KEYS", "DSA"),
+        ("encrypted", "JWT_SIGNING_KEYS", "encrypted"),
+        ("good.pub", "JWT_SIGNING_KEYS", "public key, which cannot sign"),
+    ],
+)
+def test_unusable_key_file_E011(key_files, name, setting, fragment):
+    mtls = {"JWT_AUDIENCE": "https://api.example.com", "JWT_SIGNING_KEYS": [key_files["good"]]}
+    mtls[setting] = [*mtls.get(setting, []), key_files[name]]
+    with override_settings(OAUTH2_MTLS={**mtls, "TRUSTED_CA_CERTIFICATES": [ANY_PEM]}):
+        from django.conf import settings
+
+        dot = {**settings.OAUTH2_PROVIDER, "OIDC_ISS_ENDPOINT": "https://as.example.com"}
+        with override_settings(OAUTH2_PROVIDER=dot):
+            messages = check_settings()
+    assert [m.id for m in messages] == ["oauth_mtls.E011"]
+    assert fragment in messages[0].msg and key_files[name] in messages[0].msg
+
+
+@pytest.mark.parametrize("where", ["active", "inactive"])
+def test_key_shared_with_dot_oidc_key_E012(tmp_path, where):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    shared = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "shared.pem"
+    path.write_bytes(_pem(shared))
+    other = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)).decode()
+    oidc = (
+        {"OIDC_RSA_PRIVATE_KEY": _pem(shared).decode()}
+        if where == "active"
+        else {"OIDC_RSA_PRIVATE_KEY": other, "OIDC_RSA_PRIVATE_KEYS_INACTIVE": [_pem(shared).decode()]}
+    )
+    assert jwt_ids(provider=oidc, JWT_SIGNING_KEYS=[str(path)],
+                   JWT_AUDIENCE="https://api.example.com") == ["oauth_mtls.E012"]  # fmt: skip
+
+
+def test_extra_claims_not_importable_E013(key_files):
+    assert jwt_ids(JWT_SIGNING_KEYS=[key_files["good"]], JWT_AUDIENCE="https://api.example.com",
+                   JWT_EXTRA_CLAIMS="tests.nowhere.claims") == ["oauth_mtls.E013"]  # fmt: skip
+
+
+def test_unknown_access_token_format_E006():
+    assert ids(ACCESS_TOKEN_FORMAT="JWT") == ["oauth_mtls.E006"]
+
+
+def test_manage_py_check_reports_jwt_errors():
+    with (
+        override_settings(OAUTH2_MTLS={"ACCESS_TOKEN_FORMAT": "jwt"}),
+        pytest.raises(SystemCheckError, match="oauth_mtls.E008"),
+    ):
+        call_command("check")
+
+
+def test_jwt_checks_make_no_database_query(key_files):
+    # No django_db mark here: any query would raise "Database access not allowed".
+    assert jwt_ids(ACCESS_TOKEN_FORMAT="jwt", JWT_SIGNING_KEYS=[key_files["good"]]) == [
+        "oauth_mtls.E009"
+    ]

@@ -565,9 +565,10 @@ def test_query_count_at_most_one_more_than_client_secret_basic(
 
 def test_device_code_grant_client_authentication(client, make_app, mtls_settings, client_cert, caplog):
     """RFC 8628 polling authenticates the client like the other grants (oauthlib 4 calls
-    validate_client_authentication first). DOT 3.4.1 itself cannot finish this grant with
-    oauthlib 4.0.1 (no validate_device_code; its device-authorization view crashes on
-    "scope"), so the client-authentication step is checked on the validator directly."""
+    validate_client_authentication first), checked here on the validator directly; the whole
+    flow through the endpoints is in test_device_flow.py (DOT 3.4.1 alone cannot finish it with
+    oauthlib 4.0.1: no validate_device_code, and its device-authorization view crashes on
+    "scope")."""
     from oauthlib.common import Request
     from oauthlib.oauth2.rfc6749.errors import InvalidClientError
 

@@ -6,7 +6,10 @@ The source changes per example (nginx, rfc9440, envoy, apache, haproxy, traefik,
 pem), certificate fields are real encodings of real certificates (PKI client, another client,
 a self-signed client, a CA) or mutations of them (``fuzz.targets``), bodies mix valid and
 invalid client ids, secrets, grant types, codes and tokens (bound and unbound, access and
-refresh). ``client.raise_request_exception = False``: a server error is a 500 response, counted.
+refresh; opaque and RFC 9068 JWTs — valid, bound, expired, for another audience, signed with a
+foreign key, ``alg: none`` — and their mutations). The resource's validation mode changes per
+example too (``RESOURCE_SERVER_TOKEN_VALIDATION``: database, jwt, jwt_or_database).
+``client.raise_request_exception = False``: a server error is a 500 response, counted.
 
 Budget: the conftest profile's ``max_examples`` (2,000 when ``CI`` is set, 300 locally), all four
 endpoints in one test; the counts per endpoint and status are printed (``pytest -s``) and, with
@@ -19,6 +22,7 @@ import json
 import os
 import random
 import sys
+import time
 from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
@@ -33,6 +37,7 @@ from fuzz.targets import ENCODERS, mutate_bytes, mutate_text
 from tests import pki
 from tests.integration.conftest import SECRET, basic, post_form, token_request
 from tests.jwks_server import jwk_set, self_signed
+from tests.jwt_forge import AUDIENCE, ISSUER, Signer, flip_signature_byte
 
 pytestmark = [
     pytest.mark.django_db,
@@ -67,8 +72,28 @@ CONTENT_TYPES = ["application/x-www-form-urlencoded", "application/json", "text/
 STATUSES: Counter[tuple[str, int]] = Counter()
 
 
+VALIDATION_MODES = ("database", "jwt", "jwt_or_database")
+
+
+def _jwt_tokens(signer: Signer, bound_client_id: str, x5t: str, user_pk: str) -> list[str]:
+    """JWT access tokens of every shape a resource meets: the first is valid and bound."""
+    now = int(time.time())
+    return [
+        signer.token(x5t=x5t, client_id=bound_client_id, sub=bound_client_id),
+        signer.token(client_id=bound_client_id, sub=user_pk),
+        signer.token(x5t=x5t, exp=now - 3600),
+        signer.token(x5t=x5t, aud=["https://other.example"]),
+        signer.token(x5t=x5t, key=Signer("ec").key),
+        signer.token(x5t=x5t, key="", alg="none"),
+        signer.token(x5t=x5t, header={"typ": "JWT"}),
+        signer.token(cnf={"jkt": x5t}),
+        signer.hs256_with_public_jwk(x5t),
+        flip_signature_byte(signer.token(x5t=x5t)),
+    ]
+
+
 @pytest.fixture
-def world(client, make_app, mtls_settings, client_cert, root_ca, user):
+def world(client, make_app, mtls_settings, client_cert, root_ca, user, tmp_path):
     """Clients of every kind and live tokens for them: what a fuzzed request may name."""
     from tests.integration.conftest import authorization_code
 
@@ -114,7 +139,12 @@ def world(client, make_app, mtls_settings, client_cert, root_ca, user):
     assert response.status_code == 200, response.content
     tokens += [response.json()["access_token"], response.json()["refresh_token"]]
     apps = [bound, unflagged, selfsigned, secret_app, code_app, public_app]
+    signer = Signer("ec")
+    jwts = _jwt_tokens(signer, bound.client_id, client_cert.x5t_s256, str(user.pk))
+    tokens += jwts
     return {
+        "jwts": jwts,
+        "jwt_key_file": signer.write(tmp_path),
         "apps": apps,
         "client_ids": [app.client_id for app in apps],
         "tokens": tokens,
@@ -176,7 +206,7 @@ def _request(rng: random.Random, world: dict[str, Any]) -> dict[str, Any]:
             rng.choice(world["client_ids"]), rng.choice([SECRET, "x"])
         )
     elif coherent and endpoint == "/api/whoami/":
-        meta["HTTP_AUTHORIZATION"] = "Bearer " + world["tokens"][0]
+        meta["HTTP_AUTHORIZATION"] = "Bearer " + rng.choice((world["tokens"][0], world["jwts"][0]))
     elif auth < 0.4 or endpoint == "/api/whoami/" and auth < 0.8:
         meta["HTTP_AUTHORIZATION"] = "Bearer " + _value(rng, world)
     elif auth < 0.5:
@@ -221,6 +251,7 @@ def _request(rng: random.Random, world: dict[str, Any]) -> dict[str, Any]:
         "meta": meta,
         "source": source,
         "trust_proxy_verification": rng.random() < 0.2,
+        "validation": rng.choice(VALIDATION_MODES),
     }
 
 
@@ -230,6 +261,10 @@ def _send(client: Client, world: dict[str, Any], request: dict[str, Any]) -> int
         "TRUSTED_PROXIES": ["127.0.0.1/32", "::1/128"],
         "TRUSTED_CA_CERTIFICATES": [world["ca_file"]],
         "TRUST_PROXY_VERIFICATION": request["trust_proxy_verification"],
+        "RESOURCE_SERVER_TOKEN_VALIDATION": request["validation"],
+        "RESOURCE_SERVER_AUDIENCE": AUDIENCE,
+        "RESOURCE_SERVER_JWT_ISSUER": ISSUER,
+        "JWT_SIGNING_KEYS": [world["jwt_key_file"]],
     }
     body = request["body"]
     if isinstance(body, str):

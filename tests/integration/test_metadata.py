@@ -491,3 +491,49 @@ def test_both_warnings(configured: Any):
         "oauth_mtls.W007",
         "oauth_mtls.W006",
     ]
+
+
+# --- jwks_uri: the JWK set of JWT access-token keys (RFC 8414 §2, RFC 9068 §4) -------------------
+
+
+@pytest.fixture
+def access_token_key(tmp_path: Any) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from django_oauth_mtls import jwt_keys
+
+    path = tmp_path / "access-token-key.pem"
+    path.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    jwt_keys.reset()
+    yield str(path)
+    jwt_keys.reset()
+
+
+def test_jwks_info_is_ours_whether_oidc_is_on_or_off():
+    from django_oauth_mtls.jwks_info import MTLSJwksInfoView
+
+    assert "jwks-info" in mtls_urls.REPLACEMENTS
+    assert resolve("/o/.well-known/jwks.json").func.view_class is MTLSJwksInfoView
+
+
+@pytest.mark.parametrize("url", AS_DOCUMENTS)
+def test_jwks_uri_when_access_token_keys_are_published(configured: Any, access_token_key: str, url: str):
+    mtls(configured, JWT_SIGNING_KEYS=[access_token_key])
+    data = both_hosts(url)
+    assert data["jwks_uri"] == f"{ISSUER}/o/.well-known/jwks.json"
+    assert "jwks_uri" not in data["mtls_endpoint_aliases"]  # never an mTLS alias
+    keys = document("/o/.well-known/jwks.json")["keys"]
+    assert [key["kid"] for key in keys] and all(key["use"] == "sig" for key in keys)
+
+
+@pytest.mark.parametrize("url", AS_DOCUMENTS)
+def test_no_jwks_uri_while_the_set_is_empty(configured: Any, url: str):
+    assert "jwks_uri" not in both_hosts(url)
+    assert document("/o/.well-known/jwks.json") == {"keys": []}

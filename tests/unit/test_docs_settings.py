@@ -2,7 +2,8 @@
 
 - docs/settings.md documents every key of ``django_oauth_mtls.conf.DEFAULTS`` with its exact
   default (``### `KEY` `` then ``Default: `<Python literal>` ``), and no other key;
-- docs/checks.md lists every system-check id the package registers (checks.py, metadata.py),
+- docs/checks.md lists every system-check id the package registers (checks.py, metadata.py,
+  jwt_issue_checks.py),
   and no id the code does not have.
 """
 
@@ -22,6 +23,7 @@ CHECKS_DOC = ROOT / "docs" / "checks.md"
 CHECK_MODULES = [
     ROOT / "django_oauth_mtls" / "checks.py",
     ROOT / "django_oauth_mtls" / "metadata.py",
+    ROOT / "django_oauth_mtls" / "jwt_issue_checks.py",
 ]
 
 HEADING = re.compile(r"^### `([A-Z][A-Z0-9_]*)`\s*$")

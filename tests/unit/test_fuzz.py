@@ -1,13 +1,14 @@
 """Fuzzing on CI with a fixed budget (issue #11 item 1): every target of ``fuzz.targets`` — each
 intake source, the XFCC splitter, the RFC 9440 SF parsing, DER/PEM decoding, the DN parser,
-``normalise_registered_value``, the SAN matchers, the trust gate and the JWK-set parser — under
-hypothesis (the conftest's profile: 2,000 examples per target when ``CI`` is set, 300 locally) and
-under the seeded mutation loop (2,000 cases per target, deterministic).
+``normalise_registered_value``, the SAN matchers, the trust gate, the JWK-set parser and the
+JOSE checks of JWT access tokens (``jwt.*``) — under hypothesis (the conftest's profile: 2,000
+examples per target when ``CI`` is set, 300 locally) and under the seeded mutation loop (2,000
+cases per target, deterministic).
 
 A case passes when the code returned what its contract promises or raised its documented refusal
-(``IntakeError``, ``RegisteredValueError``, ``JWKSetError``). Exceptions that are already-reported
-package bugs (``fuzz.targets.KNOWN_FINDINGS``, empty since B1-B3 were fixed) would be tolerated
-here; the bugs found so far are pinned below as regression tests.
+(``IntakeError``, ``RegisteredValueError``, ``JWKSetError``, ``JWTError``, ``UnusableKey``).
+Exceptions that are already-reported package bugs (``fuzz.targets.KNOWN_FINDINGS``, empty since
+B1-B3 were fixed) would be tolerated here; the bugs found so far are pinned below as regression tests.
 ``make fuzz`` (``python -m fuzz.run --cases 100000``) runs the same targets for longer.
 """
 
@@ -66,6 +67,8 @@ def test_every_source_and_parser_has_a_target():
         "matching.subject_dn",
         "proxies.trust_gate",
         "jwks.parse_jwk_set",
+        "jwt.check_access_token",
+        "jwt.keys_from_jwk_set",
     } <= names
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
-from oauth2_provider.oauth2_backends import get_oauthlib_core
 from rest_framework.exceptions import AuthenticationFailed
 
+from django_oauth_mtls.bearer import verify_request
 from django_oauth_mtls.resource import mark_certificate_dependent
 from django_oauth_mtls.state import oauth2_error_of, request_state
 
@@ -23,7 +23,7 @@ class MTLSOAuth2Authentication(OAuth2Authentication):  # type: ignore[misc]
     def authenticate(self, request: Any) -> tuple[Any, Any] | None:
         if request is None:
             return None
-        valid, oauthlib_request = get_oauthlib_core().verify_request(request, scopes=[])
+        valid, oauthlib_request = verify_request(request, ())
         state = request_state(oauthlib_request) if oauthlib_request is not None else None
         if state is not None and state.certificate_dependent:
             mark_certificate_dependent(request._request)
