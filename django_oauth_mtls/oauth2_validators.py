@@ -34,7 +34,7 @@ from .conf import mtls_settings
 from .intake import get_client_certificate
 from .models import AccessTokenBinding, RefreshTokenBinding
 from .resource_server import ResourceServerMixin
-from .state import explicit, oauth2_error_of, request_state, set_default
+from .state import explicit, note_issued, oauth2_error_of, request_state, set_default
 from .validator_client_auth import (
     CONFLICTING_PARAMETERS,
     ClientAuthenticationMixin,
@@ -201,6 +201,7 @@ class MTLSValidatorMixin(
         if x5t:
             # Same transaction as the token (DOT's save_bearer_token is atomic).
             AccessTokenBinding.objects.create(access_token=access_token, x5t_s256=x5t)
+        note_issued(access_token)  # the token view sends app_authorized with this object
         return access_token
 
     def _create_refresh_token(

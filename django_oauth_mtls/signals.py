@@ -6,7 +6,8 @@ from django.dispatch import Signal
 
 #: Sent when a client fails certificate authentication.
 #: Arguments: ``request`` (oauthlib request), ``client_id``, ``reason`` (a client-auth reason
-#: code), ``description`` (what the client was told), ``x5t_s256`` (or ``None``).
+#: code), ``description`` (the detail for logs and alerts; the client was told only the fixed
+#: phrase of ``descriptions.client_auth_description``), ``x5t_s256`` (or ``None``).
 client_authentication_failed = Signal()
 
 #: Sent when a client authenticates with a certificate: ``request``, ``client_id``, ``method``,

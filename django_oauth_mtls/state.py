@@ -14,7 +14,9 @@ explicitly before DOT or oauthlib reads them on the paths this package owns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,3 +84,27 @@ def oauth2_error_of(oauthlib_request: Any) -> dict[str, str] | None:
     if not isinstance(error, Mapping):
         return None
     return {str(key): str(value) for key, value in error.items()}
+
+
+#: The access tokens the validator created during the current token request, collected for the
+#: token view so it can send DOT's ``app_authorized`` with the object in hand instead of reading
+#: it back from the database (``None`` outside ``collecting_issued_tokens``).
+_issued: ContextVar[list[Any] | None] = ContextVar("django_oauth_mtls_issued", default=None)
+
+
+@contextmanager
+def collecting_issued_tokens() -> Iterator[list[Any]]:
+    """Collect the access tokens created while the block runs (this thread or task only)."""
+    holder: list[Any] = []
+    token = _issued.set(holder)
+    try:
+        yield holder
+    finally:
+        _issued.reset(token)
+
+
+def note_issued(access_token: Any) -> None:
+    """Called by the validator for each access token it created."""
+    holder = _issued.get()
+    if holder is not None:
+        holder.append(access_token)
