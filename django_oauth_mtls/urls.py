@@ -13,6 +13,7 @@ from typing import Any
 
 from django.urls import URLPattern
 from oauth2_provider import urls as dot_urls
+from oauth2_provider import views as dot_views
 
 from . import jwks_info, metadata, registration, views
 
@@ -20,9 +21,14 @@ app_name = "oauth2_provider"
 
 #: URL name → our view replacing DOT's.
 REPLACEMENTS: dict[str, Callable[..., Any]] = {
-    "token": views.MTLSTokenView.as_view(),
-    "introspect": views.MTLSIntrospectTokenView.as_view(),
-    "device-authorization": views.MTLSDeviceAuthorizationView.as_view(),
+    # Endpoints whose parameters reach database lookups refuse a NUL character up front.
+    "token": views.parameters_without_nul(views.MTLSTokenView.as_view()),
+    "introspect": views.parameters_without_nul(views.MTLSIntrospectTokenView.as_view()),
+    "revoke-token": views.parameters_without_nul(dot_views.RevokeTokenView.as_view()),
+    "authorize": views.parameters_without_nul(dot_views.AuthorizationView.as_view()),
+    "device-authorization": views.parameters_without_nul(
+        views.MTLSDeviceAuthorizationView.as_view()
+    ),
     "oauth-server-metadata": metadata.MTLSOAuthServerMetadataView.as_view(),
     "oauth-server-metadata-issuer": metadata.MTLSOAuthServerMetadataView.as_view(),
     "oauth-resource-metadata": metadata.MTLSOAuthProtectedResourceMetadataView.as_view(),

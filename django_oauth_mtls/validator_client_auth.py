@@ -66,6 +66,11 @@ class ClientAuthenticationMixin:
     # --- loading -------------------------------------------------------------------------
 
     def _load_application(self, client_id: str, request: Any) -> Any:
+        if isinstance(client_id, str) and "\x00" in client_id:
+            # No client_id holds a NUL (a Basic header decodes to anything); PostgreSQL would
+            # refuse the lookup itself (a DataError, a 500).
+            request.client = None
+            return None
         # One query for the application and its mTLS row; DOT then reuses request.client.
         if client_id and not request.client:
             with contextlib.suppress(ObjectDoesNotExist, ValueError):

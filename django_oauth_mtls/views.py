@@ -6,9 +6,12 @@ Mounted by ``django_oauth_mtls.urls`` under DOT's URL names.
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import inspect
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -37,6 +40,8 @@ from oauthlib.oauth2.rfc8628.grant_types import DeviceCodeGrant
 
 from .state import collecting_issued_tokens, oauth2_error_of
 
+log = logging.getLogger("django_oauth_mtls.views")
+
 
 def invalid_client_response(description: str) -> JsonResponse:
     """RFC 6749 §5.2 / RFC 7662 §2.3: 401 with ``invalid_client`` and a description."""
@@ -49,6 +54,40 @@ def invalid_client_response(description: str) -> JsonResponse:
 
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+#: What a request whose parameters carry a NUL character is told (RFC 6749 §5.2).
+NUL_REFUSED = "a request parameter contains a NUL character"
+
+
+def parameters_without_nul(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Refuse, with 400 ``invalid_request``, a request whose query or form parameters (names or
+    values) or ``Authorization`` header carry a NUL character: PostgreSQL refuses NUL in text
+    (a ``DataError``, a 500 past DOT), and no OAuth parameter may contain one (RFC 6749 §A)."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if _carries_nul(request):
+            log.info("request refused: reason=nul_character path=%s", request.path)
+            response = JsonResponse(
+                {"error": "invalid_request", "error_description": NUL_REFUSED}, status=400
+            )
+            response["Cache-Control"] = "no-store"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _carries_nul(request: HttpRequest) -> bool:
+    if "\x00" in request.META.get("HTTP_AUTHORIZATION", ""):
+        return True
+    for query in (request.GET, request.POST if request.method == "POST" else None):
+        if query is None:
+            continue
+        for name, values in query.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                return True
+    return False
 
 #: oauthlib 4 asks the validator for the device_code's status (``validate_device_code``) after
 #: client authentication; oauthlib 3.3 leaves it to DOT's token view and pre-token hook.

@@ -337,3 +337,39 @@ def test_bearer_alongside_client_id_is_a_conflict(client, mtls_app, mtls_setting
     )
     assert response.status_code == 401, response.content
     assert response.json()["error"] == "invalid_client"
+
+
+# --- NUL characters (PostgreSQL refuses them in text: a DataError, once a 500) -------------------
+
+
+@pytest.mark.parametrize("url", ENDPOINTS)
+@pytest.mark.parametrize("where", ["value", "name", "query"])
+def test_a_nul_parameter_is_invalid_request(client, mtls_app, mtls_settings, url, where):
+    body = body_for(url, client_id=mtls_app.client_id)
+    target = url
+    if where == "value":
+        body["client_id"] = mtls_app.client_id + "\x00"
+    elif where == "name":
+        body["x\x00"] = "1"
+    else:
+        target = url + "?client_id=%00"
+    response = post_form(client, target, body)
+    assert response.status_code == 400, response.content
+    assert response.json() == {"error": "invalid_request", "error_description": "a request parameter contains a NUL character"}
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_authorize_with_a_nul_parameter(client, mtls_settings, make_app, user):
+    app = make_app("none", client_type="public", grant_type="authorization-code")
+    client.force_login(user)
+    response = client.get("/o/authorize/", {"response_type": "code", "client_id": app.client_id, "state": "a\x00b"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("url", ENDPOINTS)
+def test_a_basic_client_id_decoding_to_nul_is_no_client(client, mtls_app, mtls_settings, url):
+    """UTF-16 bytes of the client id in a Basic header decode (as UTF-8) to text with NULs."""
+    raw = mtls_app.client_id.encode("utf-16-le") + b":" + SECRET.encode()
+    header = "Basic " + base64.b64encode(raw).decode()
+    response = post_form(client, url, body_for(url), HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401, response.content
