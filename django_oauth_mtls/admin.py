@@ -1,56 +1,56 @@
 """Operator tools in Django's admin: RFC 8705 client metadata (§2) and bound tokens (§3).
 
-DOT registers its Application and AccessToken admins; this module replaces those two
-registrations with subclasses of DOT's configured admin classes (``APPLICATION_ADMIN_CLASS``,
-``ACCESS_TOKEN_ADMIN_CLASS``), for DOT's models or swapped ones, so whatever a project set there
-keeps working:
+* ``MTLSClientInline`` (``admin_inline``): the client's metadata on the Application page (the
+  model's validation shows as form errors; a helper registers a value of a pasted or uploaded
+  certificate, then checks the registration against that certificate and says so in a message).
+* ``MTLSApplicationAdminMixin``: that inline, a "Check a certificate" page
+  (``<pk>/check-certificate/``) that runs ``client_auth.authenticate_certificate`` step by step
+  and shows the reason code the token endpoint would log, and an mTLS client's secret (random,
+  hashed, never shown: ``MTLSClient.save``) neither shown nor editable, with a note saying why.
+* ``MTLSAccessTokenAdminMixin``: the ``x5t#S256`` a token is bound to, as a column and a
+  read-only field, searchable, with a "certificate-bound" filter.
 
-* Application: an inline for ``MTLSClient`` (the model's validation shows as form errors; a
-  helper fills the subject value or the JWK set from a certificate) and a "Check a certificate"
-  page (``<pk>/check-certificate/``) that runs ``client_auth.authenticate_certificate`` step by
-  step and shows the reason code the token endpoint would log. An mTLS client's secret (random,
-  hashed, never shown: ``MTLSClient.save``) is neither shown nor editable; a note says why.
-* AccessToken: the ``x5t#S256`` a token is bound to, as a column and a read-only field,
-  searchable, with a "certificate-bound" filter.
+Registration: DOT registers its admins; this module adds the mixins to **DOT's own default
+classes only** (``oauth2_provider.admin.ApplicationAdmin`` and ``AccessTokenAdmin``, for DOT's
+models or swapped ones). An admin a project registered itself, or named in DOT's
+``APPLICATION_ADMIN_CLASS`` / ``ACCESS_TOKEN_ADMIN_CLASS``, is left exactly as it is: the project
+adds ``MTLSClientInline`` or the mixins to it, and system check ``oauth_mtls.W031`` says when
+the Application admin on ``admin.site`` lacks the inline.
+
+Order in ``INSTALLED_APPS`` does not matter: a project's registration wins whether its
+``admin.py`` runs before this one or after it, and the templates have names of their own
+(``admin/django_oauth_mtls/…``), overriding none of Django's or DOT's.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# DOT registers its admins when this is imported; importing it first makes the order of
-# INSTALLED_APPS irrelevant.
-import oauth2_provider.admin  # noqa: F401
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import Model, QuerySet
-from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import select_template
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, URLResolver, path, reverse
-from django.utils.html import format_html, format_html_join
+from django.urls import path
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from oauth2_provider.models import (
-    get_access_token_admin_class,
-    get_access_token_model,
-    get_application_admin_class,
-    get_application_model,
-)
+from oauth2_provider.models import get_access_token_model, get_application_model
 
-from .certificates import certificate_from_der
+from .admin_inline import MTLSClientInline, check_certificate_url
 from .conf import mtls_settings
-from .exceptions import IntakeError
-from .forms import CertificateCheckForm, MTLSClientForm
-from .jwks import JWKSetError, parse_jwk_set
-from .matching import SUBJECT_FIELDS
-from .models import MTLS_METHODS, MTLSClient
+from .forms import CertificateCheckForm
+from .models import MTLS_METHODS
 
 __all__ = [
     "CertificateBoundFilter",
     "MTLSAccessTokenAdmin",
+    "MTLSAccessTokenAdminMixin",
     "MTLSApplicationAdmin",
+    "MTLSApplicationAdminMixin",
     "MTLSClientInline",
+    "add_to_dot_default_admins",
 ]
 
 CHECK_TEMPLATE = "admin/django_oauth_mtls/check_certificate.html"
@@ -74,115 +74,18 @@ SECRET_HELP_ATTRIBUTES = (
     "data-client-secret-help-when-unhashed",
 )
 
-
-def check_certificate_url(application_pk: Any, site_name: str = "admin") -> str:
-    """The "Check a certificate" page of one application."""
-    opts = get_application_model()._meta
-    return reverse(
-        f"{site_name}:{opts.app_label}_{opts.model_name}_check_certificate",
-        args=[application_pk],
-    )
+if TYPE_CHECKING:
+    _ModelAdminBase = admin.ModelAdmin[Any]
+else:
+    _ModelAdminBase = object
 
 
-class MTLSClientFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
-    """Hands each form the application being edited, with the values posted for it."""
+def _with_secret_note(form_class: Any) -> Any:
+    """The Application admin's form, saying beside the secret what an mTLS method does to it
+    (DOT's script swaps the help text when "hash client secret" is toggled)."""
 
-    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
-        return {**super().get_form_kwargs(index), "parent": self.instance}
-
-
-class MTLSClientInline(admin.StackedInline):  # type: ignore[type-arg]
-    """RFC 8705 metadata on the Application page (one row per application, optional)."""
-
-    model = MTLSClient
-    form = MTLSClientForm
-    formset = MTLSClientFormSet
-    fk_name = "application"
-    extra = 1
-    max_num = 1
-    can_delete = True
-    verbose_name = _("mTLS client authentication (RFC 8705)")
-    verbose_name_plural = verbose_name
-    readonly_fields = ("registered_certificates", "check_link")
-    fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "token_endpoint_auth_method",
-                    "tls_client_certificate_bound_access_tokens",
-                    "access_token_format",
-                    "check_link",
-                ),
-                "description": _(
-                    "A tls_client_auth or self_signed_tls_client_auth client authenticates with "
-                    "its certificate only; saving gives it a random, hashed secret that is never "
-                    "shown and authenticates nothing."
-                ),
-            },
-        ),
-        (
-            _("From a certificate"),
-            {
-                "fields": ("certificate_pem", "certificate_file", "use_value"),
-                "description": _(
-                    "Paste or upload the client's certificate and save once: the form then "
-                    "offers its subject DN and SANs. Choose one and save again."
-                ),
-            },
-        ),
-        (
-            _("tls_client_auth: exactly one subject value (RFC 8705 §2.1.2)"),
-            {"fields": (*SUBJECT_FIELDS, "trust_pin_spki_sha256")},
-        ),
-        (
-            _("self_signed_tls_client_auth: the client's certificates (RFC 8705 §2.2)"),
-            {"fields": ("jwks", "jwks_uri", "registered_certificates")},
-        ),
-    )
-
-    @admin.display(description=_("registered certificates (x5t#S256)"))
-    def registered_certificates(self, obj: MTLSClient | None) -> str:
-        if obj is None or not obj.jwks:
-            if obj is not None and obj.jwks_uri:
-                return str(_("fetched from jwks_uri when the client authenticates"))
-            return "-"
-        try:
-            ders = parse_jwk_set(obj.jwks)
-        except JWKSetError as exc:
-            return str(exc)
-        rows = []
-        for der in ders:
-            try:
-                certificate = certificate_from_der(der)
-            except IntakeError:
-                continue
-            rows.append((certificate.x5t_s256, certificate.subject))
-        if not rows:
-            return str(_("the set has no x5c certificates"))
-        return format_html_join("", "<div><code>{}</code> {}</div>", rows)
-
-    @admin.display(description=_("check"))
-    def check_link(self, obj: MTLSClient | None) -> str:
-        if obj is None or obj.pk is None:
-            return str(_("Save first; then check certificates against this client."))
-        return format_html(
-            '<a href="{}">{}</a>',
-            check_certificate_url(obj.pk, self.admin_site.name),
-            _("Check a certificate against this client"),
-        )
-
-
-_ApplicationAdminBase: Any = get_application_admin_class()
-_ApplicationFormBase: Any = _ApplicationAdminBase.form
-
-
-class MTLSApplicationForm(_ApplicationFormBase):  # type: ignore[misc]
-    """The (configured) Application admin's form, saying beside the secret what an mTLS method
-    does to it (DOT's script swaps the help text when "hash client secret" is toggled)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        form_class.__init__(self, *args, **kwargs)
         if "client_secret" in self.fields:
             field = self.fields["client_secret"]
             field.help_text = format_html("{} {}", field.help_text or "", REPLACED_SECRET_NOTE)
@@ -191,6 +94,8 @@ class MTLSApplicationForm(_ApplicationFormBase):  # type: ignore[misc]
             for name in SECRET_HELP_ATTRIBUTES:
                 if name in attrs:
                     attrs[name] = f"{attrs[name]} {REPLACED_SECRET_NOTE}"
+
+    return type(form_class.__name__, (form_class,), {"__init__": __init__})
 
 
 def _is_mtls_client(application: Any) -> bool:
@@ -220,15 +125,24 @@ def _without_secret(fields: Any, seen: set[str] | None = None) -> tuple[Any, ...
     return tuple(kept)
 
 
-class MTLSApplicationAdmin(_ApplicationAdminBase):  # type: ignore[misc]
-    """DOT's (configured) Application admin with the mTLS inline and the certificate check."""
+class MTLSApplicationAdminMixin(_ModelAdminBase):
+    """Put in front of an Application ``ModelAdmin``'s bases: ``MTLSClientInline``, the
+    "Check a certificate" page, and an mTLS client's secret hidden::
 
-    form = MTLSApplicationForm
-    inlines = (*getattr(_ApplicationAdminBase, "inlines", ()), MTLSClientInline)
-    # A project's own change form template wins; the inline links to the check page anyway.
-    change_form_template = (
-        getattr(_ApplicationAdminBase, "change_form_template", None) or CHANGE_FORM_TEMPLATE
-    )
+        class MyApplicationAdmin(MTLSApplicationAdminMixin, oauth2_provider.admin.ApplicationAdmin):
+            list_display = (..., "my_column")
+    """
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        inlines = list(super().get_inlines(request, obj))
+        if not any(issubclass(inline, MTLSClientInline) for inline in inlines):
+            inlines.append(MTLSClientInline)
+        return inlines
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        return _with_secret_note(super().get_form(request, obj, change=change, **kwargs))
 
     # Issue 14: an mTLS client's secret is shown nowhere and cannot be set here (a secret typed
     # in would be one somebody knows); the note takes its place.
@@ -252,7 +166,7 @@ class MTLSApplicationAdmin(_ApplicationAdminBase):  # type: ignore[misc]
     def mtls_client_secret(self, obj: Any) -> str:
         return str(MTLS_SECRET_NOTE)
 
-    def get_urls(self) -> list[URLPattern | URLResolver]:
+    def get_urls(self) -> list[Any]:
         opts = self.opts
         return [
             path(
@@ -267,7 +181,7 @@ class MTLSApplicationAdmin(_ApplicationAdminBase):  # type: ignore[misc]
         """Paste a PEM: does it authenticate this client, and if not, why (the reason code)?"""
         application = self.get_object(request, unquote(object_id))
         if application is None:
-            return self._get_obj_does_not_exist_redirect(  # type: ignore[no-any-return]
+            return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined,no-any-return]
                 request, self.opts, object_id
             )
         if not self.has_view_or_change_permission(request, application):
@@ -302,9 +216,18 @@ class MTLSApplicationAdmin(_ApplicationAdminBase):  # type: ignore[misc]
             context["check_certificate_url"] = check_certificate_url(
                 original.pk, self.admin_site.name
             )
-        return super().render_change_form(  # type: ignore[no-any-return]
-            request, context, *args, **kwargs
-        )
+        response = super().render_change_form(request, context, *args, **kwargs)
+        # A project's own change_form_template wins; otherwise ours adds the "Check a
+        # certificate" button and extends whichever template the admin would have used.
+        if (
+            self.change_form_template is None
+            and isinstance(response, TemplateResponse)
+            and response.context_data is not None
+        ):
+            names: Any = response.template_name
+            response.context_data["mtls_parent_template"] = select_template(names)
+            response.template_name = CHANGE_FORM_TEMPLATE
+        return response
 
 
 class CertificateBoundFilter(admin.SimpleListFilter):
@@ -324,16 +247,19 @@ class CertificateBoundFilter(admin.SimpleListFilter):
         return queryset
 
 
-_AccessTokenAdminBase: Any = get_access_token_admin_class()
+class MTLSAccessTokenAdminMixin(_ModelAdminBase):
+    """Put in front of an AccessToken ``ModelAdmin``'s bases: the ``x5t#S256`` a token is bound
+    to, as a column, a filter, a search field and a read-only field."""
 
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return (*super().get_list_display(request), "x5t_s256")
 
-class MTLSAccessTokenAdmin(_AccessTokenAdminBase):  # type: ignore[misc]
-    """DOT's (configured) AccessToken admin with the ``x5t#S256`` a token is bound to."""
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        return (*super().get_list_filter(request), CertificateBoundFilter)
 
-    list_display = (*_AccessTokenAdminBase.list_display, "x5t_s256")
-    list_filter = (*_AccessTokenAdminBase.list_filter, CertificateBoundFilter)
     # The thumbprint is public (it is in every cnf claim): unlike the token, safe to search by.
-    search_fields = (*_AccessTokenAdminBase.search_fields, "mtls_binding__x5t_s256")
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        return (*super().get_search_fields(request), "mtls_binding__x5t_s256")
 
     def get_list_select_related(self, request: HttpRequest) -> Any:
         selected = super().get_list_select_related(request)
@@ -355,11 +281,31 @@ class MTLSAccessTokenAdmin(_AccessTokenAdminBase):  # type: ignore[misc]
             return None
 
 
-def _replace_registration(model: type[Model], admin_class: type[admin.ModelAdmin[Any]]) -> None:
-    if admin.site.is_registered(model):
-        admin.site.unregister(model)
-    admin.site.register(model, admin_class)
+# DOT's admin module is imported only now: a project's APPLICATION_ADMIN_CLASS that mixes in the
+# classes above may be imported by DOT's module while this one is still loading.
+from oauth2_provider import admin as dot_admin  # noqa: E402
 
 
-_replace_registration(get_application_model(), MTLSApplicationAdmin)
-_replace_registration(get_access_token_model(), MTLSAccessTokenAdmin)
+class MTLSApplicationAdmin(MTLSApplicationAdminMixin, dot_admin.ApplicationAdmin):  # type: ignore[misc]
+    """DOT's default Application admin with the mTLS inline and the certificate check."""
+
+
+class MTLSAccessTokenAdmin(MTLSAccessTokenAdminMixin, dot_admin.AccessTokenAdmin):  # type: ignore[misc]
+    """DOT's default AccessToken admin with the ``x5t#S256`` a token is bound to."""
+
+
+def add_to_dot_default_admins(site: admin.AdminSite = admin.site) -> None:
+    """Register our subclasses in place of DOT's own default admins on ``site``; any other
+    registration (a project's) is left alone. Idempotent."""
+    for model, dot_class, ours in (
+        (get_application_model(), dot_admin.ApplicationAdmin, MTLSApplicationAdmin),
+        (get_access_token_model(), dot_admin.AccessTokenAdmin, MTLSAccessTokenAdmin),
+    ):
+        if type(site._registry.get(model)) is dot_class:
+            site.unregister(model)
+            site.register(model, ours)
+
+
+# Nothing is registered yet when DOT's module is still loading (see above): apps.ready() runs
+# this again.
+add_to_dot_default_admins()

@@ -12,9 +12,11 @@ class DjangoOAuthMTLSConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks as mtls_checks
-        from . import jwt_keys, truststore
+        from . import fapi, jwt_keys, jwt_resource_checks, truststore
 
         checks.register(mtls_checks.check_settings, checks.Tags.security)
+        checks.register(fapi.check_profile, checks.Tags.security)
+        checks.register(jwt_resource_checks.check_jwt_resource, checks.Tags.security)
         checks.register(mtls_checks.check_metadata, checks.Tags.security)
         # Reads the database: Django passes ``databases`` only when databases are checked.
         checks.register(
@@ -25,3 +27,16 @@ class DjangoOAuthMTLSConfig(AppConfig):
         )
         truststore.connect_signals()
         jwt_keys.connect_signals()
+        # How the project wires the app in: its URLs (W030) and its Application admin (W031).
+        from . import project_checks
+
+        checks.register(project_checks.check_urls, checks.Tags.urls, checks.Tags.security)
+        checks.register(project_checks.check_admin, checks.Tags.admin)
+        if self.apps is not None and self.apps.is_installed("django.contrib.admin"):
+            # Our subclasses take the place of DOT's default admins whatever the order of
+            # INSTALLED_APPS: admin.py does it when it loads after DOT's admin module, this when
+            # DOT's module loaded ours (an APPLICATION_ADMIN_CLASS that imports our mixin) or
+            # when the contrib admin's autodiscover comes after this app (it is idempotent).
+            from .admin import add_to_dot_default_admins
+
+            add_to_dot_default_admins()

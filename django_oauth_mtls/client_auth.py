@@ -132,7 +132,7 @@ def _authenticate_self_signed(
     check_key_strength(leaf, mtls_settings.MIN_RSA_KEY_BITS)
     check_key_usage(leaf)  # RFC 5280 §4.2.1.3; before any jwks_uri fetch
     step("certificate", "validity and key strength ok (no chain validation for self-signed)")
-    from .jwks import client_certificates
+    from .jwks_client import client_certificates
 
     # P21: whole-DER equality with x5c[0], not the key alone.
     if certificate.der in client_certificates(mtls):

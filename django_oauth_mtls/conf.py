@@ -63,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "RESOURCE_SERVER_JWKS_URI": None,
     "RESOURCE_SERVER_JWT_USER": "local",
     "RESOURCE_SERVER_JWT_ALGORITHMS": ["ES256", "ES384", "PS256", "RS256", "EdDSA"],
+    # A security profile (``fapi``, docs/fapi.md)
+    "PROFILE": None,
 }
 
 #: ``ACCESS_TOKEN_FORMAT`` values.
@@ -205,7 +207,14 @@ class MTLSSettings:
 
     @property
     def REQUIRE_BOUND_TOKENS(self) -> bool:
-        return self._get("REQUIRE_BOUND_TOKENS") is True
+        # FAPI 2.0 §5.3.4: under a profile every resource accepts sender-constrained tokens only.
+        return self._get("REQUIRE_BOUND_TOKENS") is True or self.PROFILE is not None
+
+    @property
+    def PROFILE(self) -> str | None:
+        """``"fapi2"`` or ``None``; any other set value is read as ``"fapi2"`` (fail closed;
+        check ``oauth_mtls.F001``)."""
+        return "fapi2" if self._get("PROFILE") else None
 
     @property
     def RESOURCE_SERVER_CERTIFICATE(self) -> tuple[str, str] | None:
@@ -310,6 +319,8 @@ class MTLSSettings:
         """Accepted ``alg`` values: the setting, minus anything outside ``JWT_ALGORITHMS``
         (``none`` and ``HS*`` can never be switched on)."""
         value = self._get("RESOURCE_SERVER_JWT_ALGORITHMS") or ()
+        if not isinstance(value, list | tuple | set | frozenset):
+            return ()  # fail closed: a lone string or a number allows nothing (check E025/E026)
         return tuple(alg for alg in value if alg in JWT_ALGORITHMS)
 
 

@@ -1,10 +1,10 @@
 """JWK sets of self-signed clients (RFC 8705 §2.2; RFC 7517 §4.7 ``x5c``).
 
-``parse_jwk_set`` is pure: it checks that every JWK's ``x5c[0]`` carries the JWK's own key
-(via jwcrypto), so a set whose certificate and key disagree is refused when it is stored or
-fetched, and returns the DER of each ``x5c[0]`` — the certificates a client may present.
-``client_certificates`` is the Django side: a client's inline ``jwks``, or its ``jwks_uri`` set
-through the safe, cached fetcher in :mod:`django_oauth_mtls.jwks_fetch`.
+Pure module: no Django, no settings, no network. ``parse_jwk_set`` checks that every JWK's
+``x5c[0]`` carries the JWK's own key (via jwcrypto), so a set whose certificate and key disagree
+is refused when it is stored or fetched, and returns the DER of each ``x5c[0]`` — the
+certificates a client may present. Which set a client has (its inline ``jwks``, or its
+``jwks_uri`` through the fetcher) is decided in :mod:`django_oauth_mtls.jwks_client`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from typing import Any, Final
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from .limits import BoundedLRU
-
-__all__ = ["JWKSetError", "client_certificates", "parse_jwk_set"]
+__all__ = ["JWKSetError", "parse_jwk_set"]
 
 #: RFC 7518 §6.2.2, §6.3.2, §6.4.1: members that only a private or symmetric key carries.
 PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -109,43 +107,3 @@ def parse_jwk_set(value: Mapping[str, Any] | str | bytes) -> tuple[bytes, ...]:
         _check_thumbprint_member(member, "x5t", certificate, index)
         certificates.append(der)
     return tuple(certificates)
-
-
-def client_certificates(mtls: Any, *, refresh: bool = False) -> frozenset[bytes]:
-    """The certificates a self-signed client registered (``jwks``; ``jwks_uri`` is fetched).
-
-    ``refresh=True`` asks for a re-fetch of a ``jwks_uri`` set (the presented certificate was
-    not found; the client may have rotated it); the fetcher rate-limits it. Raises
-    ``ClientAuthError("jwk_set_unavailable")`` when no usable set can be had.
-    """
-    from .exceptions import ClientAuthError
-
-    if mtls.jwks:
-        try:
-            return _inline_set(json.dumps(mtls.jwks, sort_keys=True))
-        except JWKSetError as exc:
-            raise ClientAuthError(
-                "jwk_set_unavailable", f"the registered jwks is unusable: {exc}"
-            ) from exc
-    if mtls.jwks_uri:
-        from .jwks_fetch import fetched_certificates
-
-        return fetched_certificates(mtls.jwks_uri, refresh=refresh)
-    raise ClientAuthError("jwk_set_unavailable", "the client has registered no JWK set")
-
-
-#: Parsed inline sets, keyed by content (an edited jwks is parsed afresh). Bounded by the bytes
-#: held (the key's text and the DER certificates), not only by the number of sets; a set heavier
-#: than the whole budget is parsed on each use and never cached.
-INLINE_SETS: Final[BoundedLRU[str, frozenset[bytes]]] = BoundedLRU(
-    max_entries=256, max_weight=1024 * 1024
-)
-
-
-def _inline_set(canonical_json: str) -> frozenset[bytes]:
-    certificates = INLINE_SETS.get(canonical_json)
-    if certificates is None:
-        certificates = frozenset(parse_jwk_set(canonical_json))
-        weight = len(canonical_json) + sum(len(der) for der in certificates)
-        INLINE_SETS.put(canonical_json, certificates, weight=weight)
-    return certificates

@@ -23,7 +23,9 @@ and ``192.0.0.8`` global), and the answer must not depend on the interpreter.
 ``address_problem`` names the block that refuses an address (for the log and the registration
 error) or returns ``None``. ``literal_address`` reads a URL host the way the system resolver
 would without asking DNS, including the numeric IPv4 forms ``inet_aton`` accepts (``127.1``,
-``2130706433``, ``0x7f.1``).
+``2130706433``, ``0x7f.1``). ``uri_problem`` judges a whole ``jwks_uri`` before any lookup (the
+model, registration, the fetcher and the system checks share it); the caller passes the address
+policy, so this module reads no setting.
 """
 
 from __future__ import annotations
@@ -32,8 +34,16 @@ import ipaddress
 import re
 import socket
 from typing import Final
+from urllib.parse import urlsplit
 
-__all__ = ["IPV4_REFUSED", "IPV6_REFUSED", "IPAddress", "address_problem", "literal_address"]
+__all__ = [
+    "IPV4_REFUSED",
+    "IPV6_REFUSED",
+    "IPAddress",
+    "address_problem",
+    "literal_address",
+    "uri_problem",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -122,3 +132,32 @@ def literal_address(host: str) -> IPAddress | None:
         return ipaddress.IPv4Address(socket.inet_aton(host))
     except OSError:
         return None
+
+
+def uri_problem(uri: str, *, allow_private: bool) -> str | None:
+    """What is wrong with ``uri`` as a ``jwks_uri`` before any lookup, or ``None``.
+
+    https only, a host, no credentials; an IP-literal host is judged like a resolved address
+    unless ``allow_private`` (``JWKS_ALLOW_PRIVATE_ADDRESSES`` for a client's URL; ``True`` for
+    an operator's, such as ``RESOURCE_SERVER_JWKS_URI``). A host name is judged when it is
+    resolved, at each fetch.
+    """
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return "jwks_uri is not a valid URL"
+    # RFC 8705 §2.2.2 with RFC 7591 §2: the set is fetched over TLS, never in the clear.
+    if parts.scheme.lower() != "https":
+        return "jwks_uri must be an https URL"
+    if not parts.hostname:
+        return "jwks_uri has no host"
+    if parts.username is not None or parts.password is not None:
+        return "jwks_uri must not carry credentials"
+    if port == 0:
+        return "jwks_uri has an invalid port"
+    literal = literal_address(parts.hostname)
+    if literal is None or allow_private:
+        return None
+    problem = address_problem(literal)
+    return f"jwks_uri points to a {problem} address" if problem else None

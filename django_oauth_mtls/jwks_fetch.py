@@ -41,7 +41,8 @@ from django.core.cache import caches
 from .conf import mtls_settings
 from .exceptions import ClientAuthError
 from .jwks import JWKSetError, parse_jwk_set
-from .jwks_addresses import address_problem, literal_address
+from .jwks_addresses import address_problem
+from .jwks_addresses import uri_problem as _uri_problem
 from .jwks_cache import CACHE_PREFIX, attempt_key, claim_attempt, lookup, store
 
 __all__ = [
@@ -100,30 +101,9 @@ def _allow_private(allow_private: bool | None) -> bool:
 
 
 def uri_problem(uri: str, *, allow_private: bool | None = None) -> str | None:
-    """What is wrong with ``uri`` as a ``jwks_uri`` before any lookup, or ``None``.
-
-    https only, a host, no credentials; an IP-literal host is judged like a resolved address.
-    """
-    try:
-        parts = urlsplit(uri)
-        port = parts.port
-    except ValueError:
-        return "jwks_uri is not a valid URL"
-    if parts.scheme.lower() != "https":
-        return "jwks_uri must be an https URL"
-    if not parts.hostname:
-        return "jwks_uri has no host"
-    if parts.username is not None or parts.password is not None:
-        return "jwks_uri must not carry credentials"
-    if port == 0:
-        return "jwks_uri has an invalid port"
-    literal = literal_address(parts.hostname)
-    if literal is None:
-        return None  # a name: its addresses are checked when it is resolved, at each fetch
-    problem = address_problem(literal)
-    if problem and not _allow_private(allow_private):
-        return f"jwks_uri points to a {problem} address"
-    return None
+    """``jwks_addresses.uri_problem`` under this fetch's address policy (``None``: the
+    ``JWKS_ALLOW_PRIVATE_ADDRESSES`` setting)."""
+    return _uri_problem(uri, allow_private=_allow_private(allow_private))
 
 
 def _refused(sockaddr: Any, allow_private: bool | None = None) -> tuple[str, str] | None:

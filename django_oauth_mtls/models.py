@@ -26,6 +26,8 @@ TLS_CLIENT_AUTH = "tls_client_auth"
 SELF_SIGNED_TLS_CLIENT_AUTH = "self_signed_tls_client_auth"
 MTLS_METHODS = frozenset({TLS_CLIENT_AUTH, SELF_SIGNED_TLS_CLIENT_AUTH})
 SUBJECT_FIELDS = matching.SUBJECT_FIELDS
+#: ``ValidationError`` code of "tls_client_auth needs exactly one subject value".
+SUBJECT_VALUE_COUNT = "subject_value_count"
 
 
 class AuthMethod(models.TextChoices):
@@ -120,21 +122,59 @@ class MTLSClient(models.Model):
         primary_key=True,
         related_name="mtls",
     )
+    # Labels in words for people; the RFC 8705 / RFC 7591 metadata names are the help texts.
     token_endpoint_auth_method = models.CharField(
-        max_length=40, choices=AuthMethod.choices, default=AuthMethod.CLIENT_SECRET_BASIC
+        _("client authentication method"),
+        max_length=40,
+        choices=AuthMethod.choices,
+        default=AuthMethod.CLIENT_SECRET_BASIC,
+        help_text="token_endpoint_auth_method (RFC 7591 §2, RFC 8705 §2)",
     )
     # RFC 8705 §2.1.2: exactly one of these for tls_client_auth.
-    tls_client_auth_subject_dn = models.TextField(blank=True, default="")
-    tls_client_auth_san_dns = models.CharField(max_length=255, blank=True, default="")
-    tls_client_auth_san_uri = models.TextField(blank=True, default="")
-    tls_client_auth_san_ip = models.CharField(max_length=64, blank=True, default="")
-    tls_client_auth_san_email = models.CharField(max_length=320, blank=True, default="")
+    tls_client_auth_subject_dn = models.TextField(
+        _("subject DN"), blank=True, default="", help_text="tls_client_auth_subject_dn (RFC 4514)"
+    )
+    tls_client_auth_san_dns = models.CharField(
+        _("SAN DNS name"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="tls_client_auth_san_dns",
+    )
+    tls_client_auth_san_uri = models.TextField(
+        _("SAN URI"), blank=True, default="", help_text="tls_client_auth_san_uri"
+    )
+    tls_client_auth_san_ip = models.CharField(
+        _("SAN IP address"),
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="tls_client_auth_san_ip",
+    )
+    tls_client_auth_san_email = models.CharField(
+        _("SAN email address"),
+        max_length=320,
+        blank=True,
+        default="",
+        help_text="tls_client_auth_san_email",
+    )
     # RFC 8705 §2.2.2 / RFC 7591 §2: self-signed certificates are published as x5c of a JWK.
-    jwks = models.JSONField(null=True, blank=True)
-    jwks_uri = models.URLField(max_length=2048, blank=True, default="")
-    tls_client_certificate_bound_access_tokens = models.BooleanField(default=False)
+    jwks = models.JSONField(_("JWK set"), null=True, blank=True, help_text="jwks (RFC 7591 §2)")
+    jwks_uri = models.URLField(
+        _("JWK set URL"),
+        max_length=2048,
+        blank=True,
+        default="",
+        help_text="jwks_uri (RFC 7591 §2)",
+    )
+    tls_client_certificate_bound_access_tokens = models.BooleanField(
+        _("certificate-bound access tokens"),
+        default=False,
+        help_text="tls_client_certificate_bound_access_tokens (RFC 8705 §3.4)",
+    )
     # RFC 9068: this client's access tokens as JWTs or opaque strings ("" = the setting).
     access_token_format = models.CharField(
+        _("access token format"),
         max_length=8,
         choices=AccessTokenFormat.choices,
         blank=True,
@@ -145,6 +185,7 @@ class MTLSClient(models.Model):
         ),
     )
     trust_pin_spki_sha256 = models.CharField(
+        _("trust pin (SPKI SHA-256)"),
         max_length=43,
         blank=True,
         default="",
@@ -161,7 +202,8 @@ class MTLSClient(models.Model):
         verbose_name_plural = _("mTLS client metadata")
 
     def __str__(self) -> str:
-        return f"{self.token_endpoint_auth_method} for {self.application_id}"
+        # The admin titles the inline with this: the method in words, no primary key.
+        return str(self.get_token_endpoint_auth_method_display())
 
     @property
     def is_mtls(self) -> bool:
@@ -245,7 +287,7 @@ class MTLSClient(models.Model):
                     "tls_client_auth needs exactly one of tls_client_auth_subject_dn, _san_dns, "
                     "_san_uri, _san_ip, _san_email (found %(count)d)."
                 ) % {"count": len(present)}
-                errors["__all__"] = message
+                errors["__all__"] = ValidationError(message, code=SUBJECT_VALUE_COUNT)
             for field in present:
                 if field in over_bound:
                     continue
@@ -263,9 +305,11 @@ class MTLSClient(models.Model):
             elif not self.jwks and not self.jwks_uri:
                 errors["jwks"] = _("self_signed_tls_client_auth needs jwks or jwks_uri.")
             if self.jwks_uri and "jwks_uri" not in over_bound:
-                from .jwks_fetch import uri_problem
+                from .jwks_addresses import uri_problem
 
-                problem = uri_problem(self.jwks_uri)
+                problem = uri_problem(
+                    self.jwks_uri, allow_private=mtls_settings.JWKS_ALLOW_PRIVATE_ADDRESSES
+                )
                 if problem:
                     errors["jwks_uri"] = problem
             if self.jwks and "jwks" not in over_bound:

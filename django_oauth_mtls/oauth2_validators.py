@@ -31,6 +31,7 @@ from .bearer import resource_config
 from .binding import thumbprints_match, x5t_s256_of
 from .certificates import ClientCertificate
 from .conf import mtls_settings
+from .fapi import fapi2_active
 from .intake import get_client_certificate
 from .models import AccessTokenBinding, RefreshTokenBinding
 from .resource_server import ResourceServerMixin
@@ -80,7 +81,8 @@ class MTLSValidatorMixin(
         certificate from a trusted proxy binds, whatever the client authenticated with.
         """
         certificate = self._presented_certificate(request)
-        flagged = _flagged(request.client)
+        fapi2 = fapi2_active()  # FAPI 2.0 §5.3.2.1: every access token bound, whatever the flag
+        flagged = fapi2 or _flagged(request.client)
         if certificate is not None and (flagged or grant_bound or mtls_settings.BIND_ALL_TOKENS):
             request_state(request).bind_to = certificate.x5t_s256
             return
@@ -88,7 +90,7 @@ class MTLSValidatorMixin(
         if (
             flagged
             and certificate is None
-            and mtls_settings.BOUND_TOKEN_WITHOUT_CERTIFICATE == "error"
+            and (fapi2 or mtls_settings.BOUND_TOKEN_WITHOUT_CERTIFICATE == "error")
         ):
             log.warning(
                 "bound token refused: client_id=%s reason=no_certificate",
@@ -122,6 +124,8 @@ class MTLSValidatorMixin(
     ) -> bool:
         # RFC 8705 §3: a front-channel token cannot be bound; flagged clients get none. Nor do
         # clients registered with an mTLS method: the front channel authenticates no client.
+        if fapi2_active() and response_type != "code":
+            return False  # FAPI 2.0 §5.3.2.2: response_type code only (no hybrid either)
         front_channel_token = "token" in (response_type or "").split()
         if front_channel_token and (_flagged(client) or _mtls_registered(client)):
             return False

@@ -45,7 +45,7 @@ from oauth2_provider.views import (
 from .conf import mtls_settings
 from .exceptions import ClientAuthError
 from .jwks import JWKSetError, parse_jwk_set
-from .jwks_fetch import uri_problem
+from .jwks_addresses import uri_problem
 from .limits import MAX_CHARACTERS, MAX_JSON_DEPTH, json_too_deep, jwks_too_large, too_long
 from .matching import SUBJECT_FIELDS, RegisteredValueError, normalise_registered_value
 from .models import MTLS_METHODS, SELF_SIGNED_TLS_CLIENT_AUTH, TLS_CLIENT_AUTH, MTLSClient
@@ -215,7 +215,9 @@ def parse_metadata(data: Mapping[str, Any]) -> RegistrationMetadata:
             _check_jwks(jwks)
         elif "jwks_uri" in data:
             jwks_uri = data["jwks_uri"].strip()
-            problem = uri_problem(jwks_uri)
+            problem = uri_problem(
+                jwks_uri, allow_private=mtls_settings.JWKS_ALLOW_PRIVATE_ADDRESSES
+            )
             if problem:
                 raise InvalidClientMetadata(problem)
         else:

@@ -31,6 +31,7 @@ from .certificates import ClientCertificate
 from .client_auth import authenticate_certificate
 from .descriptions import BEARER_CONFLICT, INTAKE_PHRASES, client_auth_description
 from .exceptions import ClientAuthError, TokenEndpointHeaders
+from .fapi import METHOD_REFUSED, fapi2_active
 from .intake import get_client_certificate
 from .models import MTLSClient
 from .state import explicit, request_state, set_default
@@ -140,6 +141,11 @@ class ClientAuthenticationMixin:
             )
         mtls = mtls_client_of(client)
         if mtls is None or not mtls.is_mtls:
+            if fapi2_active():  # FAPI 2.0 §5.3.2.1: clients authenticate by MTLS (docs/fapi.md)
+                failure = ClientAuthError("method_conflict", "not registered for an mTLS method")
+                self._refuse(
+                    request, client.client_id, failure, None, error=error, public=METHOD_REFUSED
+                )
             return
         state = request_state(request)
         if state.authenticated_client_pk is not None and state.authenticated_client_pk == client.pk:

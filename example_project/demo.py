@@ -23,6 +23,7 @@ until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import http.client
 import http.cookies
@@ -414,11 +415,28 @@ def example_env(workdir: Path, pki: DemoPki, source: str, base: str) -> dict[str
         OAUTH2_MTLS_CERTIFICATE_SOURCE=source,
         OAUTH2_MTLS_TRUSTED_CA=str(pki.ca.cert_file),
         OAUTH2_ISSUER=base,
+        OAUTH2_MTLS_JWT_SIGNING_KEY=str(jwt_key_file(workdir)),
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         PYTHONUNBUFFERED="1",
         PYTHONDONTWRITEBYTECODE="1",
     )
     return env
+
+
+def jwt_key_file(workdir: Path) -> Path:
+    """Where the demo keeps the key that signs JWT access tokens (made in step 2)."""
+    return workdir / "jwt" / "access-token-key.pem"
+
+
+def make_jwt_key(env: dict[str, str], workdir: Path) -> None:
+    """The signing key of JWT access tokens, made with the package's own command."""
+    path = jwt_key_file(workdir)
+    path.parent.mkdir(exist_ok=True)
+    argv = ["mtls_jwt_key", "generate", str(path)]
+    say(f"\n$ python manage.py {' '.join(argv)}")
+    output = run([sys.executable, str(ROOT / "manage.py"), *argv], env, "mtls_jwt_key")
+    for line in output.splitlines():
+        say(f"  {line}")
 
 
 def prepare_database(env: dict[str, str]) -> str:
@@ -612,6 +630,7 @@ def start_example(
     heading("2. The example project behind real TLS")
     port = args.port or (SERVE_PORT if args.serve and port_is_free(SERVE_PORT) else free_port())
     launch = Launch(workdir, pki, port, args.serve)
+    make_jwt_key(launch.env("nginx"), workdir)
     launch.password = prepare_database(launch.env("nginx"))
     nginx = find_nginx() if args.server in ("auto", "nginx") else None
     if args.server == "nginx" and nginx is None:
@@ -827,6 +846,49 @@ def self_signed_steps(walk: Walk, client_id: str) -> None:
                "the API saw the token bound to the self-signed certificate")  # fmt: skip
 
 
+def b64_json(part: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def jwt_steps(walk: Walk, env: dict[str, str], client_id: str) -> None:
+    pki = walk.pki
+    heading("9. JWT access tokens (RFC 9068) carrying cnf (RFC 8705 §3.1)")
+    argv = ["mtls_set_client", client_id, "--access-token-format", "jwt"]
+    say(f"\n$ python manage.py {' '.join(argv)}")
+    output = run([sys.executable, str(ROOT / "manage.py"), *argv], env, "mtls_set_client")
+    for line in output.splitlines():
+        say(f"  {line}")
+    access_token = token(walk, "token request: the PKI client now gets JWT access tokens",
+                         client_id, pki.pki_client)  # fmt: skip
+    parts = access_token.split(".")
+    walk.check(len(parts) == 3, "the access token is a JWS (header.claims.signature)")
+    header, claims = b64_json(parts[0]), b64_json(parts[1])
+    say("\n  the token, decoded (the signature is checked below):")
+    print_json("  header", header)
+    print_json("  claims", claims)
+    thumbprint = claims.get("cnf", {}).get("x5t#S256")
+    say(f"  >>> cnf.x5t#S256 = {thumbprint}")
+    say("  >>> the SHA-256 thumbprint of the PKI client's certificate: the token is bound to it")
+    walk.check(header.get("typ") == "at+jwt", 'typ is "at+jwt" (RFC 9068 §2.1)')
+    walk.check(thumbprint == pki.pki_client.x5t_s256,
+               "cnf x5t#S256 is the PKI client's certificate (RFC 8705 §3.1)")  # fmt: skip
+    jwks = walk.exchange("the JWK set the token is signed with", "GET",
+                         "/o/.well-known/jwks.json", expect=200).json()  # fmt: skip
+    from jwcrypto import jwk, jws
+
+    keys = jwk.JWKSet.from_json(json.dumps(jwks))
+    verifier = jws.JWS()
+    verifier.deserialize(access_token)
+    verifier.verify(keys.get_key(header["kid"]), alg=header["alg"])
+    walk.check(True, f"signature verified with jwcrypto against kid {short(header['kid'])}")
+    seen = whoami(walk, "the JWT at the API with its certificate (checked locally, no database)",
+                  access_token, pki.pki_client, 200)  # fmt: skip
+    walk.check(seen.get("x5t#S256") == pki.pki_client.x5t_s256,
+               "the API saw the JWT bound to the PKI client's certificate")  # fmt: skip
+    whoami(walk, "the same JWT without a certificate (a stolen token)", access_token, None, 401)
+    whoami(walk, "the same JWT with a stranger's certificate", access_token, pki.stranger, 401)
+
+
 def summary(walk: Walk, elapsed: float) -> None:
     heading("Summary")
     for item in walk.exchanges:
@@ -912,6 +974,7 @@ def main(argv: list[str] | None = None) -> int:
             serve(site, pki, pki_id, processes, workdir)
         pki_client_steps(walk, pki_id)
         self_signed_steps(walk, self_signed_id)
+        jwt_steps(walk, site.env, pki_id)
         summary(walk, time.monotonic() - started_at)
         status = 0
     except StepFailed as failure:

@@ -70,6 +70,17 @@ else:
         }
     }
 
+# Several app nodes share one cache (docs/scaling.md): the jwks_uri and JWK-set caches live in
+# Django's "default" cache, so EXAMPLE_REDIS_URL=redis://HOST:6379/0 puts it in Redis (the redis
+# package). Without it, Django's default: a cache per process.
+if os.environ.get("EXAMPLE_REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["EXAMPLE_REDIS_URL"],
+        }
+    }
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 STATIC_URL = "static/"
@@ -84,8 +95,20 @@ OAUTH2_PROVIDER = {
     "OIDC_ISS_ENDPOINT": os.environ.get("OAUTH2_ISSUER", ""),
 }
 
+# JWT access tokens (RFC 9068 with cnf): OAUTH2_MTLS_ACCESS_TOKEN_FORMAT picks the default format
+# (a client's own access_token_format overrides it); OAUTH2_MTLS_JWT_SIGNING_KEY names the PEM file
+# of the signing key (`manage.py mtls_jwt_key generate PATH`). With a key the API checks JWTs
+# locally, with no database query, and any other token in the database ("jwt_or_database").
+JWT_SIGNING_KEY = os.environ.get("OAUTH2_MTLS_JWT_SIGNING_KEY", "")
+JWT_AUDIENCE = os.environ.get("OAUTH2_MTLS_JWT_AUDIENCE") or (
+    OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"].rstrip("/") + "/api/"
+    if OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"]
+    else ""
+)
+
 OAUTH2_MTLS = {
     "CERTIFICATE_SOURCE": os.environ.get("OAUTH2_MTLS_CERTIFICATE_SOURCE", "nginx"),
+    "ACCESS_TOKEN_FORMAT": os.environ.get("OAUTH2_MTLS_ACCESS_TOKEN_FORMAT", "opaque"),
     "TRUSTED_PROXIES": ["127.0.0.1/32", "::1/128"],
     "MTLS_BASE_URL": os.environ.get("OAUTH2_MTLS_BASE_URL") or None,
     # PEM files of the CAs that issue tls_client_auth certificates (os.pathsep-separated).
@@ -93,6 +116,13 @@ OAUTH2_MTLS = {
         path for path in os.environ.get("OAUTH2_MTLS_TRUSTED_CA", "").split(os.pathsep) if path
     ],
 }
+if JWT_SIGNING_KEY:
+    OAUTH2_MTLS.update(
+        JWT_SIGNING_KEYS=[JWT_SIGNING_KEY],
+        JWT_AUDIENCE=JWT_AUDIENCE or None,
+        RESOURCE_SERVER_TOKEN_VALIDATION="jwt_or_database",
+        RESOURCE_SERVER_AUDIENCE=JWT_AUDIENCE or None,
+    )
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

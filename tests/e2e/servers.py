@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,10 +211,10 @@ def example_env(sqlite_path: Path, source: str | None = None) -> dict[str, str]:
     return env
 
 
-def migrate(sqlite_path: Path, log: Path) -> None:
+def migrate(sqlite_path: Path, log: Path, extra_env: dict[str, str] | None = None) -> None:
     result = subprocess.run(  # noqa: S603
         [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
-        env=example_env(sqlite_path),
+        env={**example_env(sqlite_path), **(extra_env or {})},
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -227,13 +227,17 @@ def migrate(sqlite_path: Path, log: Path) -> None:
 
 
 def start_gunicorn(
-    source: str, directory: Path, sqlite_path: Path, extra_env: dict[str, str] | None = None
+    source: str,
+    directory: Path,
+    sqlite_path: Path,
+    extra_env: dict[str, str] | None = None,
+    threads: int = 4,
 ) -> Managed:
     """gunicorn on 127.0.0.1 serving the example with ``CERTIFICATE_SOURCE=source``.
 
     ``header_map=dangerous`` keeps fields with underscores (gunicorn's default drops them) so
     the tests see whether the *proxy* strips them; the probe records the certificate fields
-    that arrived, per request.
+    that arrived, per request. One worker with ``threads`` threads.
     """
     port = free_port()
     probe = directory / "probe.jsonl"
@@ -245,7 +249,7 @@ def start_gunicorn(
         "--config", str(PROBE_CONFIG),
         "--bind", f"127.0.0.1:{port}",
         "--workers", "1",
-        "--threads", "4",
+        "--threads", str(threads),
         "--graceful-timeout", "3",
         "--limit-request-field_size", str(GUNICORN_FIELD_LIMIT),
         "--header-map", "dangerous",
@@ -313,6 +317,40 @@ def start_nginx(nginx: str, directory: Path, tls: TLSFiles, upstream: int) -> Ma
     return server
 
 
+#: The upstream block of :func:`start_nginx_upstream`, inserted into the rendered recipe.
+NGINX_UPSTREAM = Path(__file__).with_name("nginx-upstream.conf.template")
+UPSTREAM_NAME = "mtls_nodes"
+
+
+def start_nginx_upstream(
+    nginx: str, directory: Path, tls: TLSFiles, upstreams: Sequence[int]
+) -> Managed:
+    """nginx from the recipe, unchanged, whose ``proxy_pass`` names an upstream of several app
+    nodes (round robin, nginx's default): the recipe's ``{{ upstream }}`` is the group's name
+    and :data:`NGINX_UPSTREAM` declares the group at the top of its ``http`` block."""
+    port = free_port()
+    user, group = worker_identity()
+    block = render(
+        NGINX_UPSTREAM,
+        name=UPSTREAM_NAME,
+        servers="".join(f"        server 127.0.0.1:{upstream};\n" for upstream in upstreams),
+    )
+    text = render(
+        RECIPES / "nginx.conf.template",
+        user=user, group=group, prefix=directory, listen=f"127.0.0.1:{port}",
+        server_cert=tls.server_cert, server_key=tls.server_key, upstream=UPSTREAM_NAME,
+    )  # fmt: skip
+    if text.count("\nhttp {\n") != 1:
+        raise ValueError("the nginx recipe no longer has one top-level `http {` line")
+    config = directory / "nginx.conf"
+    config.write_text(text.replace("\nhttp {\n", "\nhttp {\n" + block, 1))
+    argv = [nginx, "-p", str(directory), "-c", str(config), "-e", str(directory / "error.log")]
+    server = spawn("nginx", argv, directory / "nginx.log", port)
+    server.extra["error_log"] = directory / "error.log"
+    wait_for_port(server)
+    return server
+
+
 def start_haproxy(haproxy: str, directory: Path, tls: TLSFiles, upstream: int) -> Managed:
     port = free_port()
     config = directory / "haproxy.cfg"
@@ -346,3 +384,33 @@ def start_apache(apache: str, directory: Path, tls: TLSFiles, upstream: int) -> 
     server.extra["error_log"] = directory / "error.log"
     wait_for_port(server)
     return server
+
+
+# --- the shared cache -----------------------------------------------------------------------
+
+
+def start_redis(redis_server: str, directory: Path) -> Managed:
+    """redis-server on a free loopback port, in the foreground, nothing written to disk
+    (no RDB snapshot, no append-only file); ready once it answers ``PING``."""
+    port = free_port()
+    argv = [
+        redis_server,
+        "--bind", "127.0.0.1", "--port", str(port), "--protected-mode", "yes",
+        "--daemonize", "no", "--save", "", "--appendonly", "no",
+        "--dir", str(directory), "--logfile", "",
+    ]  # fmt: skip
+    server = spawn("redis-server", argv, directory / "redis.log", port, cwd=directory)
+    wait_for_port(server)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise server.failure("did not answer PING")
+        time.sleep(0.05)

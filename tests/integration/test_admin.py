@@ -264,7 +264,8 @@ def test_pem_helper_offers_the_dn_and_each_san_then_writes_the_choice(
     ]
     text = page_text(response)
     assert f'<code class="x5t-s256">{client_cert.x5t_s256}</code>' in text
-    assert "tls_client_auth_san_uri = spiffe://example.org/client-one" in text
+    assert "SAN URI = spiffe://example.org/client-one" in text  # labels in words
+    assert "tls_client_auth needs exactly one" not in text  # the choice is the news, not "found 0"
 
     data = form_data(response)  # second submit: the PEM is still there; pick the URI SAN
     data["mtls-0-use_value"] = "san_uri:spiffe://example.org/client-one"

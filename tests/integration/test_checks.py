@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
@@ -111,9 +112,9 @@ def test_manage_py_check_reports_critical():
 
 
 def test_no_pki_trust_W004():
-    assert ids(CERTIFICATE_SOURCE="nginx", TRUSTED_PROXIES=["10.0.0.1"], TRUSTED_CA_CERTIFICATES=[]) == [
-        "oauth_mtls.W004"
-    ]
+    assert ids(
+        CERTIFICATE_SOURCE="nginx", TRUSTED_PROXIES=["10.0.0.1"], TRUSTED_CA_CERTIFICATES=[]
+    ) == ["oauth_mtls.W004"]
     assert (
         ids(
             CERTIFICATE_SOURCE="nginx",
@@ -268,7 +269,10 @@ def test_key_shared_with_dot_oidc_key_E012(tmp_path, where):
     oidc = (
         {"OIDC_RSA_PRIVATE_KEY": _pem(shared).decode()}
         if where == "active"
-        else {"OIDC_RSA_PRIVATE_KEY": other, "OIDC_RSA_PRIVATE_KEYS_INACTIVE": [_pem(shared).decode()]}
+        else {
+            "OIDC_RSA_PRIVATE_KEY": other,
+            "OIDC_RSA_PRIVATE_KEYS_INACTIVE": [_pem(shared).decode()],
+        }
     )
     assert jwt_ids(provider=oidc, JWT_SIGNING_KEYS=[str(path)],
                    JWT_AUDIENCE="https://api.example.com") == ["oauth_mtls.E012"]  # fmt: skip
@@ -296,3 +300,171 @@ def test_jwt_checks_make_no_database_query(key_files):
     assert jwt_ids(ACCESS_TOKEN_FORMAT="jwt", JWT_SIGNING_KEYS=[key_files["good"]]) == [
         "oauth_mtls.E009"
     ]
+
+
+# --- how the project wires the app in (project_checks) ------------------------------------------
+
+
+def project_ids() -> list[str]:
+    from django_oauth_mtls.project_checks import check_admin, check_urls
+
+    return [m.id for m in check_urls() + check_admin()]
+
+
+def test_our_urls_and_admin_have_no_messages():
+    assert project_ids() == []
+
+
+@pytest.mark.django_db
+@override_settings(ROOT_URLCONF="tests.urlconfs.dot")
+def test_dot_urls_instead_of_ours_W030(django_assert_num_queries):
+    """Issue 17: tokens bound, but the metadata and introspection said nothing of it."""
+    from django_oauth_mtls.project_checks import check_urls
+
+    with django_assert_num_queries(0):
+        (message,) = check_urls()
+    assert message.id == "oauth_mtls.W030"
+    assert message.level == checks.WARNING
+    assert message.obj == "tests.urlconfs.dot"
+    assert message.msg.startswith(
+        "DOT's own views answer 11 URL(s) that django_oauth_mtls.urls replaces "
+        "(oauth2_provider:token, oauth2_provider:introspect, oauth2_provider:device-authorization, "
+        "oauth2_provider:oauth-server-metadata, oauth2_provider:oauth-server-metadata-issuer, "
+        "oauth2_provider:oauth-resource-metadata, oauth2_provider:oauth-resource-metadata-path, "
+        "oauth2_provider:oidc-connect-discovery-info, oauth2_provider:jwks-info, "
+        "oauth2_provider:dcr-register, oauth2_provider:dcr-register-management; /o/token/ is "
+        "answered by oauth2_provider.views.base.TokenView)."
+    )
+    assert "introspection responses lack cnf" in message.msg
+    assert 'include("django_oauth_mtls.urls")' in message.hint
+
+
+@override_settings(ROOT_URLCONF="tests.urlconfs.dot_metadata_at_root")
+def test_dot_metadata_at_the_root_W030():
+    from django_oauth_mtls.project_checks import check_urls
+
+    (message,) = check_urls()
+    assert "(oauth2_metadata:oauth-server-metadata, " in message.msg
+    assert "/.well-known/oauth-authorization-server is answered by " in message.msg
+    assert "oauth2_provider:token" not in message.msg  # ours answer under o/
+
+
+@override_settings(ROOT_URLCONF="tests.urlconfs.shadowed")
+def test_dot_urls_shadowing_ours_W030():
+    """Whose view answers is what counts: DOT's list first under the same prefix wins."""
+    from django_oauth_mtls.project_checks import check_urls
+
+    (message,) = check_urls()
+    assert message.msg.startswith(
+        "DOT's own views answer 6 URL(s) that django_oauth_mtls.urls replaces "
+        "(oauth2_provider:token, oauth2_provider:introspect, oauth2_provider:device-authorization, "
+        "dot:token, dot:introspect, dot:device-authorization; /o/token/ is answered by "
+        "oauth2_provider.views.base.TokenView)."
+    )
+    assert "oauth-server-metadata" not in message.msg  # not in DOT's base list
+
+
+@override_settings(ROOT_URLCONF="tests.urlconfs.subclassed")
+def test_a_subclass_of_our_view_is_ours():
+    from django_oauth_mtls.project_checks import check_urls
+
+    assert check_urls() == []
+
+
+@pytest.fixture
+def application_admin():
+    """Register another Application admin on admin.site for the test; put ours back after."""
+    from django.contrib import admin
+    from oauth2_provider.models import get_application_model
+
+    model = get_application_model()
+    original = admin.site._registry[model]
+
+    def register(admin_class):
+        admin.site.unregister(model)
+        if admin_class is not None:
+            admin.site.register(model, admin_class)
+
+    yield register
+    admin.site._registry[model] = original
+
+
+def test_a_project_admin_without_the_inline_W031(application_admin):
+    from oauth2_provider.admin import ApplicationAdmin
+
+    from django_oauth_mtls.project_checks import check_admin
+
+    class ProjectAdmin(ApplicationAdmin):
+        list_display = (*ApplicationAdmin.list_display, "client_id")
+
+    application_admin(ProjectAdmin)
+    (message,) = check_admin()
+    assert message.id == "oauth_mtls.W031"
+    assert message.level == checks.WARNING
+    assert message.msg.startswith(
+        "The oauth2_provider.Application admin registered on admin.site "
+        "(tests.integration.test_checks.test_a_project_admin_without_the_inline_W031.<locals>."
+        "ProjectAdmin) has no MTLSClientInline"
+    )
+    assert "MTLSApplicationAdminMixin" in message.hint
+
+
+@pytest.mark.parametrize("route", ["inline", "mixin", "none"])
+def test_a_project_admin_with_the_inline_or_the_mixin(application_admin, route):
+    from oauth2_provider.admin import ApplicationAdmin
+
+    from django_oauth_mtls.admin import MTLSApplicationAdminMixin, MTLSClientInline
+    from django_oauth_mtls.project_checks import check_admin
+
+    class WithInline(ApplicationAdmin):
+        inlines = [MTLSClientInline]
+
+    class WithMixin(MTLSApplicationAdminMixin, ApplicationAdmin):
+        pass
+
+    application_admin({"inline": WithInline, "mixin": WithMixin, "none": None}[route])
+    assert check_admin() == []
+
+
+def test_no_contrib_admin_no_W031(application_admin):
+    from oauth2_provider.admin import ApplicationAdmin
+
+    from django_oauth_mtls.project_checks import check_admin
+
+    class ProjectAdmin(ApplicationAdmin):
+        pass
+
+    application_admin(ProjectAdmin)
+    with override_settings(
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "oauth2_provider",
+            "django_oauth_mtls",
+        ]
+    ):
+        assert check_admin() == []
+    assert [m.id for m in check_admin()] == ["oauth_mtls.W031"]
+
+
+def test_manage_py_check_on_a_misconfigured_project(application_admin, capsys):
+    """What a project that kept DOT's URLs and re-registered DOT's admin is told."""
+    from io import StringIO
+
+    from oauth2_provider.admin import ApplicationAdmin
+
+    class ProjectAdmin(ApplicationAdmin):
+        pass
+
+    ProjectAdmin.__module__, ProjectAdmin.__qualname__ = "myproject.admin", "ProjectAdmin"
+    application_admin(ProjectAdmin)
+    out, err = StringIO(), StringIO()
+    with override_settings(ROOT_URLCONF="tests.urlconfs.dot"):
+        call_command("check", stdout=out, stderr=err)
+    text = err.getvalue()
+    print(text)  # shown with -s
+    assert "tests.urlconfs.dot: (oauth_mtls.W030) DOT's own views answer 11 URL(s)" in text
+    assert (
+        "oauth2_provider.Application: (oauth_mtls.W031) The oauth2_provider.Application admin "
+        "registered on admin.site (myproject.admin.ProjectAdmin) has no MTLSClientInline" in text
+    )

@@ -68,6 +68,8 @@ def test_set_subject_dn_then_the_token_endpoint_accepts_the_certificate(
         f"certificate x5t#S256: {client_cert.x5t_s256}",
         "tls_client_certificate_bound_access_tokens: true",
         "saved",
+        f"check: match — client '{app.client_id}' authenticates with this certificate "
+        "(tls_client_auth)",
     ]
     row = MTLSClient.objects.get(pk=app.pk)
     assert row.subject_field == ("tls_client_auth_subject_dn", DN)
@@ -239,6 +241,63 @@ def test_set_self_signed_writes_a_jwks_with_x5c(client, make_app, mtls_settings,
     )
     row.refresh_from_db()
     assert parse_jwk_set(row.jwks) == (second.der,)
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["warns", "strict"])
+def test_set_client_checks_the_saved_registration(make_app, mtls_settings, pem_file, strict):
+    """Issue 17: a certificate that does not chain to TRUSTED_CA_CERTIFICATES was registered
+    without a word. It is still saved; the command warns (exit 0), or fails with --strict."""
+    other = pki.issue(
+        pki.name(C="DE", O="Example, Inc.", CN="client-one"),
+        issuer=pki.make_ca("Other CA"),
+        dns=("client-one.example.com",),
+    )
+    app = make_app(None)
+    path = pem_file(other)
+    args = ["mtls_set_client", app.client_id, "--certificate", path, "--use", "san_dns"]
+    out, err = StringIO(), StringIO()
+    if strict:
+        with pytest.raises(CommandError) as info:
+            call_command(*args, "--strict", stdout=out, stderr=err, no_color=True)
+        assert info.value.returncode == 1
+        assert str(info.value) == "saved, but the certificate would be refused: chain_invalid"
+    else:
+        call_command(*args, stdout=out, stderr=err, no_color=True)  # exit status 0
+    assert out.getvalue().splitlines()[-1] == "saved"
+    warning, hint = err.getvalue().splitlines()
+    assert warning.startswith(
+        f"warning: The registration of client_id={app.client_id} is saved, but the token "
+        "endpoint would refuse this certificate for it: refused — reason=chain_invalid: "
+        "certificate chain does not validate to a trusted CA"
+    )
+    assert (
+        hint
+        == f"Each step: manage.py mtls_explain --client-id {app.client_id} --certificate {path}"
+    )
+    row = MTLSClient.objects.get(pk=app.pk)  # saved either way
+    assert row.subject_field == ("tls_client_auth_san_dns", "client-one.example.com")
+
+
+def test_set_client_self_signed_is_checked_too(make_app, pem_file):
+    expired = pki.issue(
+        pki.name(CN="self-signed"),
+        not_after=dt.datetime(2026, 1, 2, tzinfo=dt.UTC),  # expired on 2026-01-02
+    )
+    app = make_app(None)
+    out, err = StringIO(), StringIO()
+    call_command(
+        "mtls_set_client",
+        app.client_id,
+        "--certificate",
+        pem_file(expired),
+        "--method",
+        "self_signed_tls_client_auth",
+        stdout=out,
+        stderr=err,
+        no_color=True,
+    )
+    assert "reason=expired" in err.getvalue()
+    assert MTLSClient.objects.get(pk=app.pk).jwks["keys"][0]["kid"] == expired.x5t_s256
 
 
 # --- mtls_explain ----------------------------------------------------------------------------
@@ -483,3 +542,43 @@ def test_explain_usage_errors_exit_2(make_app, mtls_settings, args, message):
         args = ["--client-id", app.client_id, *args]
     error, _ = refused("mtls_explain", *args)
     assert (str(error), error.returncode) == (message, 2)
+
+
+# --- --access-token-format (issue #15: the per-client format) --------------------------------------
+
+
+def test_access_token_format_without_a_certificate(client, make_app, mtls_settings, client_cert, tmp_path):
+    app = make_app(tls_client_auth_san_dns="client-one.example.com")
+    out = run("mtls_set_client", app.client_id, "--access-token-format", "jwt")
+    assert "access_token_format: jwt" in out and "saved" in out
+    assert MTLSClient.objects.get(pk=app.pk).access_token_format == "jwt"
+    # The registration itself is untouched: the certificate still authenticates.
+    assert MTLSClient.objects.get(pk=app.pk).tls_client_auth_san_dns == "client-one.example.com"
+    run("mtls_set_client", app.client_id, "--access-token-format", "setting", "--bound-tokens")
+    row = MTLSClient.objects.get(pk=app.pk)
+    assert row.access_token_format == "" and row.tls_client_certificate_bound_access_tokens
+
+
+def test_access_token_format_with_a_certificate(make_app, client_cert, pem_file):
+    app = make_app(None)
+    run("mtls_set_client", app.client_id, "--certificate", pem_file(client_cert), "--use", "san_dns", "--access-token-format", "opaque")
+    assert MTLSClient.objects.get(pk=app.pk).access_token_format == "opaque"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "--certificate is required, unless --access-token-format or --bound-tokens changes an existing registration"),
+        (["--access-token-format", "jwt", "--use", "san_dns"], "--use needs --certificate"),
+    ],
+)
+def test_access_token_format_usage_errors(make_app, args, message):
+    app = make_app(tls_client_auth_san_dns="client-one.example.com")
+    error, _ = refused("mtls_set_client", app.client_id, *args)
+    assert str(error) == message
+
+
+def test_access_token_format_needs_a_registration(make_app):
+    app = make_app(None)
+    error, _ = refused("mtls_set_client", app.client_id, "--access-token-format", "jwt")
+    assert "has no mTLS registration yet" in str(error)

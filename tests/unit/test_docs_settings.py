@@ -3,8 +3,7 @@
 - docs/settings.md documents every key of ``django_oauth_mtls.conf.DEFAULTS`` with its exact
   default (``### `KEY` `` then ``Default: `<Python literal>` ``), and no other key;
 - docs/checks.md lists every system-check id the package registers (checks.py, metadata.py,
-  jwt_issue_checks.py),
-  and no id the code does not have.
+  jwt_issue_checks.py, jwt_resource_checks.py, fapi.py, project_checks.py), and no id the code does not have.
 """
 
 from __future__ import annotations
@@ -24,11 +23,14 @@ CHECK_MODULES = [
     ROOT / "django_oauth_mtls" / "checks.py",
     ROOT / "django_oauth_mtls" / "metadata.py",
     ROOT / "django_oauth_mtls" / "jwt_issue_checks.py",
+    ROOT / "django_oauth_mtls" / "jwt_resource_checks.py",
+    ROOT / "django_oauth_mtls" / "fapi.py",
+    ROOT / "django_oauth_mtls" / "project_checks.py",
 ]
 
 HEADING = re.compile(r"^### `([A-Z][A-Z0-9_]*)`\s*$")
 DEFAULT = re.compile(r"^Default: `([^`]+)`")
-CHECK_ID = re.compile(r"oauth_mtls\.[ECWI]\d{3}")
+CHECK_ID = re.compile(r"oauth_mtls\.[ECWIF]\d{3}")  # F: the FAPI 2.0 profile (fapi.py)
 
 
 def documented_settings() -> dict[str, str]:

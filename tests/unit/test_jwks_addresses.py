@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from django_oauth_mtls.jwks_addresses import address_problem, literal_address
+from django_oauth_mtls.jwks_addresses import address_problem, literal_address, uri_problem
 
 REFUSED = [
     # IPv4: the IANA special-purpose blocks, each by name.
@@ -164,6 +164,30 @@ def test_the_answer_does_not_depend_on_pythons_tables(monkeypatch):
 def test_literal_address(host, address):
     expected = None if address is None else ipaddress.ip_address(address)
     assert literal_address(host) == expected
+
+
+@pytest.mark.parametrize(
+    ("uri", "strict", "operator"),
+    [
+        ("https://client.example.com/jwks", None, None),
+        ("http://client.example.com/jwks", "must be an https URL", "must be an https URL"),
+        ("HTTPS://client.example.com/jwks", None, None),
+        ("ftp://client.example.com/jwks", "must be an https URL", "must be an https URL"),
+        ("https:///jwks", "has no host", "has no host"),
+        ("https://u:p@client.example.com/", "must not carry credentials", "must not carry"),
+        ("https://client.example.com:0/jwks", "invalid port", "invalid port"),
+        ("https://client.example.com:99999/jwks", "not a valid URL", "not a valid URL"),
+        ("https://127.1/jwks", "points to a loopback address", None),
+        ("https://[fe80::1%25eth0]/jwks", "points to a link-local address", None),
+        ("https://localhost/jwks", None, None),  # a name: judged when resolved, at each fetch
+    ],
+)
+def test_uri_problem(uri, strict, operator):
+    """The whole-URL rule the model, registration, the fetcher and the checks share; the
+    address policy is the caller's (a client's URL, or an operator's)."""
+    for allow_private, expected in ((False, strict), (True, operator)):
+        found = uri_problem(uri, allow_private=allow_private)
+        assert (found is None) if expected is None else (expected in (found or "")), found
 
 
 def test_runs_on_this_interpreter():

@@ -169,7 +169,7 @@ def test_subject_dn_matches_refuses_an_over_bound_registration(client_cert):
 
 
 def test_inline_jwk_set_cache_is_bounded_by_size():
-    from django_oauth_mtls import jwks
+    from django_oauth_mtls import jwks_client
 
-    assert jwks.INLINE_SETS.max_weight <= 1024 * 1024
-    assert jwks.INLINE_SETS.max_entries <= 256
+    assert jwks_client.INLINE_SETS.max_weight <= 1024 * 1024
+    assert jwks_client.INLINE_SETS.max_entries <= 256

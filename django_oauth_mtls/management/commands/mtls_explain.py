@@ -19,16 +19,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from oauth2_provider.models import get_application_model
 
+from django_oauth_mtls.certificate_metadata import read_pem_certificate
 from django_oauth_mtls.certificates import ClientCertificate
 from django_oauth_mtls.conf import mtls_settings
+from django_oauth_mtls.diagnosis import Explanation, Step, describe_certificate, explain
 from django_oauth_mtls.exceptions import IntakeError
-from django_oauth_mtls.forms import (
-    Explanation,
-    Step,
-    describe_certificate,
-    explain,
-    read_pem_certificate,
-)
 from django_oauth_mtls.intake import intake_config
 from django_oauth_mtls.proxies import (
     SOURCES,
