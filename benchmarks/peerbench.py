@@ -1,13 +1,16 @@
-"""Against node-oidc-provider with ../shared/peerbench (P7): a reported comparison, not a gate.
+"""Against node-oidc-provider with ../shared/peerbench (P7, P11): reported, not a gate.
 
-Runs ``../shared/peerbench/run.sh`` with ``EXTRA_TARGET_FILES=benchmarks/peerbench_target.sh``
-and ``TARGETS="nop ours ours_tuned"`` (wrk, same box, peerbench's method: warm-up run, measured
-runs, medians), then reads its ``raw.tsv`` and sets our rows beside node-oidc-provider's from the
-same run: ``b token tls_client_auth (CA-signed)`` (aim: ≥ 1× nop's req/s) and ``d resource
-GET`` with a bound token (aim: ≥ 0.5×). Knobs (environment): ``PEERBENCH`` (the folder,
-default ``../shared/peerbench``), ``PEERBENCH_DIR`` (default ``/tmp/peerbench``), and
-peerbench's own ``CONNS`` (default here ``32``), ``REPS`` (3), ``DURATION`` (10), ``WARMUP``
-(3), ``OURS_GUNICORN_ARGS`` (default peerbench's ``GUNICORN_ARGS``).
+Runs ``../shared/peerbench/run.sh`` with ``EXTRA_TARGET_FILES`` = our
+``benchmarks/peerbench_target.sh`` and peerbench's ``floor/target.sh``, and
+``TARGETS="nop dot ours ours_tuned floor floor_tuned"`` (wrk, same box, peerbench's method:
+warm-up run, measured runs, medians), then reads its ``raw.tsv`` and sets our rows beside
+node-oidc-provider's and the framework floor's from the same run: ``b token tls_client_auth
+(CA-signed)`` (aim: ≥ 1× nop's req/s; P11: ≥ 0.2× the empty DRF POST on the same server set-up)
+and ``d resource GET`` with a bound token (aim: ≥ 0.5×). Knobs (environment): ``PEERBENCH``
+(the folder, default ``../shared/peerbench``), ``PEERBENCH_DIR`` (default ``/tmp/peerbench``),
+``PEERBENCH_TARGETS``, and peerbench's own ``CONNS`` (default here ``32``), ``REPS`` (3),
+``DURATION`` (10), ``WARMUP`` (3), ``OURS_GUNICORN_ARGS`` (default peerbench's
+``GUNICORN_ARGS``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,16 @@ FULL_ONLY = True
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_FILE = Path(__file__).with_name("peerbench_target.sh")
 AIMS = {"b token tls_client_auth (CA-signed)": 1.0, "d resource GET": 0.5}
+#: Every peer side by side in one run (issue #16): node-oidc-provider, DOT, ours as DOT runs and
+#: tuned, and the framework floor (empty Django/DRF views) in both server set-ups.
+DEFAULT_TARGETS = "nop dot ours ours_tuned floor floor_tuned"
+#: P11: each of our rows as a fraction of the floor row of the same kind and server set-up.
+FLOOR_OF = {
+    "b token tls_client_auth (CA-signed)": "f floor POST form (empty DRF APIView)",
+    "d resource GET": "f floor GET (empty DRF APIView)",
+}
+#: P11 goal (issue #16): the token endpoint at >= 0.2x the DRF POST floor.
+FLOOR_AIMS = {"b token tls_client_auth (CA-signed)": 0.2}
 NOTES = [
     "aims (issue #10, P7, reported, not a gate): token endpoint with tls_client_auth >= 1x "
     "node-oidc-provider's req/s, GET with a bound token >= 0.5x",
@@ -89,8 +102,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
     env = dict(os.environ)
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.update(
-        EXTRA_TARGET_FILES=str(TARGET_FILE),
-        TARGETS=os.environ.get("PEERBENCH_TARGETS", "nop ours ours_tuned"),
+        EXTRA_TARGET_FILES=f"{TARGET_FILE} {folder / 'floor' / 'target.sh'}",
+        TARGETS=os.environ.get("PEERBENCH_TARGETS", DEFAULT_TARGETS),
         PEERBENCH_DIR=str(work),
     )
     env.setdefault("CONNS", "32")
@@ -166,6 +179,34 @@ def run(quick: bool) -> list[dict[str, Any]]:
                     "load_average": load_average(),
                 }
             )
+            floor = next(
+                (
+                    r
+                    for r in measured
+                    if r["scenario"] == FLOOR_OF[scenario]
+                    and r["conns"] == mine["conns"]
+                    and ("gthread" in r["peer"]) == (_config(mine["peer"]) == "tuned")
+                ),
+                None,
+            )
+            if floor is not None and floor["rps"]:
+                floor_ratio = mine["rps"] / floor["rps"]
+                floor_aim = FLOOR_AIMS.get(scenario)
+                rows.append(
+                    {
+                        "id": "P11",
+                        "scenario": scenario,
+                        "peer": "ours / floor, same server set-up",
+                        "ours": mine["peer"],
+                        "floor": floor["peer"],
+                        "conns": mine["conns"],
+                        "ratio": round(floor_ratio, 3),
+                        "aim": f">= {floor_aim:g}x" if floor_aim else "(record)",
+                        "verdict": "-"
+                        if not floor_aim
+                        else ("meets the aim" if floor_ratio >= floor_aim else "short"),
+                    }
+                )
             if dot is not None and dot["rps"]:
                 rows.append(
                     {
