@@ -28,6 +28,7 @@ MODULES = [
     "benchmarks.token_endpoint",  # P1, P2
     "benchmarks.drf",  # P3
     "benchmarks.intake",  # P4
+    "benchmarks.jwt",  # P8, P9 (issue #15)
     "benchmarks.nginx_e2e",  # P5 (full run only)
     "benchmarks.pg_scale",  # P6 (full run only)
     "benchmarks.peerbench",  # P7 (full run only)

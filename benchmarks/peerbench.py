@@ -1,4 +1,4 @@
-"""Against node-oidc-provider with ../shared/peerbench (P7, P11): reported, not a gate.
+"""Against node-oidc-provider with ../shared/peerbench (P7, P10, P11): reported, not a gate.
 
 Runs ``../shared/peerbench/run.sh`` with ``EXTRA_TARGET_FILES`` = our
 ``benchmarks/peerbench_target.sh`` and peerbench's ``floor/target.sh``, and
@@ -6,7 +6,10 @@ Runs ``../shared/peerbench/run.sh`` with ``EXTRA_TARGET_FILES`` = our
 warm-up run, measured runs, medians), then reads its ``raw.tsv`` and sets our rows beside
 node-oidc-provider's and the framework floor's from the same run: ``b token tls_client_auth
 (CA-signed)`` (aim: ≥ 1× nop's req/s; P11: ≥ 0.2× the empty DRF POST on the same server set-up)
-and ``d resource GET`` with a bound token (aim: ≥ 0.5×). Knobs (environment): ``PEERBENCH``
+and ``d resource GET`` with a bound token (aim: ≥ 0.5×). P10 (issue #15): ``ours_tuned``'s
+``d resource GET`` with a bound JWT checked locally (the peer with ``jwt`` in its label, a pool of
+≥ 1,000 tokens cycled by our wrk script) against ``floor_tuned``'s empty DRF GET (goal ≥ 0.8×)
+and node-oidc-provider's bound GET (beating it is the aim). Knobs (environment): ``PEERBENCH``
 (the folder, default ``../shared/peerbench``), ``PEERBENCH_DIR`` (default ``/tmp/peerbench``),
 ``PEERBENCH_TARGETS``, and peerbench's own ``CONNS`` (default here ``32``), ``REPS`` (3),
 ``DURATION`` (10), ``WARMUP`` (3), ``OURS_GUNICORN_ARGS`` (default peerbench's
@@ -40,12 +43,20 @@ FLOOR_OF = {
 }
 #: P11 goal (issue #16): the token endpoint at >= 0.2x the DRF POST floor.
 FLOOR_AIMS = {"b token tls_client_auth (CA-signed)": 0.2}
+#: P10 (issue #15): the GET with a bound JWT (tuned target) >= 0.8x floor_tuned's DRF GET.
+P10_SCENARIO = "d resource GET"
+P10_FLOOR_GOAL = 0.8
+P10_MIN_POOL = 1000
 NOTES = [
     "aims (issue #10, P7, reported, not a gate): token endpoint with tls_client_auth >= 1x "
     "node-oidc-provider's req/s, GET with a bound token >= 0.5x",
     "nop keeps tokens in an in-memory LRU; ours writes every token (and its binding) to SQLite",
     "wrk and the servers share the 2 cores (peerbench's set-up); runs are sequential, not "
     "interleaved",
+    f"P10 goal (issue #15): ours_tuned's GET with a bound JWT (jwt mode, no verification cache, "
+    f"a distinct token per request from a pool of >= {P10_MIN_POOL} tokens) >= "
+    f"{P10_FLOOR_GOAL:g}x floor_tuned's empty DRF GET; beating node-oidc-provider's bound GET "
+    "is the aim",
 ]
 
 
@@ -74,6 +85,106 @@ def _check_tools(folder: Path) -> None:
 def _config(peer: str) -> str:
     """Which of our targets a row comes from (``ours`` or ``ours_tuned``)."""
     return "tuned" if "tuned:" in peer else "as dot"
+
+
+def is_jwt_peer(peer: str) -> bool:
+    """Our P10 rows: ``peerbench_target.sh`` puts ``jwt`` in their peer label."""
+    return peer.startswith("ours-") and " jwt " in peer
+
+
+def _pool_size(peer: str) -> int | None:
+    import re
+
+    match = re.search(r"(\d+)-token pool", peer)
+    return int(match.group(1)) if match else None
+
+
+def p10_rows(measured: list[dict[str, Any]], out_dir: Path) -> list[dict[str, Any]]:
+    """P10: each JWT GET of ours against floor_tuned's DRF GET and nop's bound GET (same
+    connection count, same run)."""
+    rows: list[dict[str, Any]] = []
+    for mine in [r for r in measured if r["scenario"] == P10_SCENARIO and is_jwt_peer(r["peer"])]:
+        same = [r for r in measured if r["conns"] == mine["conns"]]
+        floor = next(
+            (
+                r
+                for r in same
+                if r["scenario"] == FLOOR_OF[P10_SCENARIO]
+                and ("gthread" in r["peer"]) == (_config(mine["peer"]) == "tuned")
+            ),
+            None,
+        )
+        nop = next(
+            (r for r in same if r["scenario"] == P10_SCENARIO and r["peer"].startswith("nop-")),
+            None,
+        )
+        opaque = next(
+            (
+                r
+                for r in same
+                if r["scenario"] == P10_SCENARIO
+                and r["peer"].startswith("ours-")
+                and "bound token" in r["peer"]
+                and _config(r["peer"]) == _config(mine["peer"])
+            ),
+            None,
+        )
+        pool = _pool_size(mine["peer"])
+        base = {
+            "id": "P10",
+            "scenario": P10_SCENARIO,
+            "ours": mine["peer"],
+            "conns": mine["conns"],
+            "pool": pool,
+            "results": str(out_dir),
+            "load_average": load_average(),
+        }
+        if floor is None or not floor["rps"]:
+            rows.append(
+                {**base, "peer": "ours jwt / floor", "skipped": "no floor_tuned GET in this run"}
+            )
+        else:
+            ratio = mine["rps"] / floor["rps"]
+            misses = []
+            if ratio < P10_FLOOR_GOAL:
+                misses.append(f"{ratio:.2f}x < {P10_FLOOR_GOAL:g}x")
+            if pool is None or pool < P10_MIN_POOL:
+                misses.append(f"pool of {pool} tokens < {P10_MIN_POOL}")
+            if mine["errors"]:
+                misses.append(f"{mine['errors']} errors")
+            rows.append(
+                {
+                    **base,
+                    "peer": "ours jwt / floor DRF GET, same server set-up",
+                    "floor": floor["peer"],
+                    "ratio": round(ratio, 3),
+                    "aim": f">= {P10_FLOOR_GOAL:g}x",
+                    "verdict": "pass" if not misses else "miss: " + ", ".join(misses),
+                }
+            )
+        if nop is not None and nop["rps"]:
+            ratio = mine["rps"] / nop["rps"]
+            rows.append(
+                {
+                    **base,
+                    "peer": "ours jwt / nop bound GET",
+                    "nop": nop["peer"],
+                    "ratio": round(ratio, 3),
+                    "aim": "> 1x (beat it)",
+                    "verdict": "meets the aim" if ratio > 1 else f"short: {ratio:.2f}x",
+                }
+            )
+        if opaque is not None and opaque["rps"]:
+            rows.append(
+                {
+                    **base,
+                    "peer": "ours jwt / ours opaque bound GET, same set-up",
+                    "ratio": round(mine["rps"] / opaque["rps"], 3),
+                    "aim": "(record)",
+                    "verdict": "-",
+                }
+            )
+    return rows
 
 
 def parse_raw(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
@@ -124,13 +235,17 @@ def run(quick: bool) -> list[dict[str, Any]]:
     new = sorted(set(results.iterdir()) - before) if results.exists() else []
     if not new:
         raise RuntimeError(f"peerbench wrote no results, see {log}")
-    out_dir = new[-1]
+    return rows_from(new[-1])
+
+
+def rows_from(out_dir: Path) -> list[dict[str, Any]]:
+    """The rows of one peerbench result folder (its ``raw.tsv`` and ``table.md``)."""
     runs = parse_raw(out_dir / "raw.tsv")
     rows: list[dict[str, Any]] = []
     for (scenario, peer, conns), entry in sorted(runs.items()):
         rows.append(
             {
-                "id": "P7",
+                "id": "P10" if is_jwt_peer(peer) else "P7",
                 "scenario": scenario,
                 "peer": peer,
                 "conns": conns,
@@ -145,8 +260,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
     measured = [r for r in rows if "rps" in r]
     for scenario, aim in AIMS.items():
         for mine in [r for r in measured if r["scenario"] == scenario and "bound" in r["peer"]]:
-            if not mine["peer"].startswith("ours-"):
-                continue
+            if not mine["peer"].startswith("ours-") or is_jwt_peer(mine["peer"]):
+                continue  # P10's JWT rows are set beside the floor and nop below
             same = [
                 r for r in measured if r["scenario"] == scenario and r["conns"] == mine["conns"]
             ]
@@ -220,6 +335,35 @@ def run(quick: bool) -> list[dict[str, Any]]:
                         "verdict": "-",
                     }
                 )
+    rows += p10_rows(measured, out_dir)
+    skipped = [
+        line.split("\t")
+        for line in (out_dir / "raw.tsv").read_text().splitlines()
+        if line.startswith("# SKIPPED")
+    ]
+    for _mark, scenario, peer, reason in (entry[:4] for entry in skipped if len(entry) >= 4):
+        rows.append(
+            {
+                "id": "P10" if is_jwt_peer(peer) else "P7",
+                "scenario": scenario,
+                "peer": peer,
+                "conns": 0,
+                "skipped": f"peerbench skipped it: {reason}",
+            }
+        )
+    if (
+        not any(r["id"] == "P10" for r in rows)
+        and "ours_tuned" in str(os.environ.get("PEERBENCH_TARGETS", DEFAULT_TARGETS)).split()
+    ):
+        rows.append(
+            {
+                "id": "P10",
+                "scenario": P10_SCENARIO,
+                "peer": "ours jwt",
+                "conns": 0,
+                "skipped": "no JWT GET in this run (OURS_JWT=0?), see the peerbench log",
+            }
+        )
     header_file = out_dir / "table.md"
     if header_file.exists():
         rows.append(
@@ -243,6 +387,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         if "header" in r:
             lines.append(r["header"])
+        elif "skipped" in r:
+            lines.append(f"{r['scenario']:<44} {r['peer']:<52} SKIPPED: {r['skipped']}")
         elif "ratio" in r:
             lines.append(
                 f"{r['scenario']:<44} {r['peer']:<52} {r['conns']:>5} ratio {r['ratio']:.3f}  "

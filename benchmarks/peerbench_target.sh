@@ -14,6 +14,11 @@
 #   d resource GET                           bound token + its certificate, MTLSOAuth2Authentication
 #   d resource GET (DOT ..., same server)    plain token, DOT's OAuth2Authentication: the baseline
 #   a token client_secret_basic              ours-plain, unhashed (only with OURS_ALL=1)
+# and, in ours_tuned only (P10, issue #15; OURS_JWT=0 leaves it out), after a restart of the same
+# server set-up in RESOURCE_SERVER_TOKEN_VALIDATION="jwt" mode (ours_jwt_phase below):
+#   d resource GET (peer "... jwt ...")      a bound JWT + its certificate, checked locally, a
+#                                            distinct token per request: a pool of OURS_JWT_POOL
+#                                            (1000) tokens cycled by our wrk script
 
 # peerbench's wait_idle waits up to 180 s, before and after every run, for the box to be < 15 %
 # busy, so that PBKDF2 work wrk abandoned cannot eat into the next run. The scenarios of nop and
@@ -108,4 +113,50 @@ $PKI_HDR" "" '"ok": ?true'
   plain_t=$(get_token -u ours-plain:ours-plain-secret-0123456789abcdef -d grant_type=client_credentials -d scope=read "$u/o/token/")
   scenario "d resource GET" "$peer DOT OAuth2Authentication, plain token (same server; $OURS_LABEL)" GET "$u/api/resource-dot" "Authorization: Bearer $plain_t" "" '"ok": ?true'
   stop_server
+  if [ "$1" = tuned ] && [ "${OURS_JWT:-1}" = 1 ]; then
+    ours_jwt_phase "$1" "$dir" "$port" "$peer"
+  fi
+}
+
+# P10 (issue #15): the resource GET with a certificate-bound JWT access token and its
+# certificate, RESOURCE_SERVER_TOKEN_VALIDATION="jwt" (no database, no network on the request
+# path), on the same server set-up as the scenarios above, a distinct token per request.
+#
+# peerbench's scenario() takes no wrk script: its wrk command line is fixed to
+# -s "$HERE/bench/wrk.lua", whose headers are static (one token for the whole run). So the
+# scenario runs with HERE pointing at benchmarks/peerbench_project, whose bench/wrk.lua is
+# peerbench's script plus a token pool (OURS_WRK_TOKENS, one token per line): peerbench's own
+# check request, warm-up, measured runs, wait_idle and raw.tsv line, only the script differs.
+# If scenario() stops naming $HERE/bench/wrk.lua, the row is written as SKIPPED with the reason.
+# Knobs: OURS_JWT_POOL (tokens, default 1000, at least 1000 for P10), OURS_JWT_KEY_TYPE
+# (mtls_jwt_key --type: ec-p256 = ES256 by default, rsa = PS256, ed25519 = EdDSA).
+ours_jwt_phase() {  # ours_jwt_phase default|tuned <dir> <port> <peer>
+  local dir=$2 port=$3 peer=$4 u="http://127.0.0.1:$3" pool=${OURS_JWT_POOL:-1000}
+  local key_type=${OURS_JWT_KEY_TYPE:-ec-p256} minted alg first label
+  label="$peer jwt (bound JWT + x5t#S256 check, jwt mode, no verification cache"
+  if ! declare -f scenario | grep -qF '"$HERE/bench/wrk.lua"'; then
+    log "SKIP d resource GET/$label: peerbench's scenario() no longer runs \$HERE/bench/wrk.lua, the token pool cannot be used"
+    printf '# SKIPPED\t%s\t%s\t%s\n' "d resource GET" "$label)" "scenario() takes no wrk script" >> "$RAW"
+    return 0
+  fi
+  export PEERBENCH_OURS_JWT_KEY="$dir/access-token-$key_type.pem" PEERBENCH_OURS_JWT_KEY_TYPE="$key_type"
+  export PEERBENCH_OURS_RS_MODE=jwt OURS_WRK_TOKENS="$dir/jwt-tokens.txt"
+  "$OURS_PY" "$dir/oursproj/setup_db.py" >&2
+  # shellcheck disable=SC2086
+  start_server "ours-$1-jwt" "$OURS_PY" -m gunicorn --chdir "$dir" $OURS_ARGS --no-control-socket \
+    --bind "127.0.0.1:$port" oursproj.wsgi
+  wait_http "$u/o/token/"
+  if ! minted=$("$OURS_PY" "$dir/oursproj/mint_tokens.py" "$u/o/token/" ours-pki-jwt "$CERTS/pki.hdr" "$pool" 2>&1 >"$OURS_WRK_TOKENS"); then
+    log "SKIP d resource GET/$label: minting the token pool failed: $minted"
+    printf '# SKIPPED\t%s\t%s\t%s\n' "d resource GET" "$label)" "mint failed" >> "$RAW"
+  else
+    alg=${minted#*alg=}; alg=${alg%% *}
+    log "minted $pool JWT access tokens: $minted"
+    first=$(head -1 "$OURS_WRK_TOKENS")
+    HERE="$OURS_REPO/benchmarks/peerbench_project" scenario "d resource GET" \
+      "$label, $alg, $pool-token pool; $OURS_LABEL)" GET "$u/api/resource-jwt" "Authorization: Bearer $first
+$PKI_HDR" "" '"ok": ?true'
+  fi
+  stop_server
+  unset PEERBENCH_OURS_JWT_KEY PEERBENCH_OURS_JWT_KEY_TYPE PEERBENCH_OURS_RS_MODE OURS_WRK_TOKENS
 }

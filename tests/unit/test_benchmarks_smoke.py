@@ -1,7 +1,7 @@
 """``python -m benchmarks --quick`` runs and writes the documented JSON; no wall-clock assertions.
 
-One quick run per session (module-scoped fixture): P1–P4 measured with few iterations, the
-full-run-only rows (P5–P7) skipped with a reason.
+One quick run per session (module-scoped fixture): P1–P4, P8 and P9 measured with few
+iterations, the full-run-only rows (P5–P7, P10) skipped with a reason.
 """
 
 from __future__ import annotations
@@ -101,9 +101,83 @@ def test_intake_rows_P4(quick_run):
         assert (row["goal_cold_us"], row["goal_cached_us"]) == (100.0, 20.0)
 
 
+def test_jwt_rows_P8_P9(quick_run):
+    output, stdout = quick_run
+    data = report(output, "jwt")
+    rows = {row["id"]: row for row in data["rows"]}
+    assert set(rows) == {
+        "P8", "P8-PS256", "P8-EdDSA", "P8-mixed", "P8-floor", "P8-floor-PS256",
+        "P9", "P9-PS256", "P9-EdDSA", "P9-bound",
+    }  # fmt: skip
+    for row in rows.values():
+        assert_ratio_row(row)
+    assert {rows[i]["key"] for i in ("P8", "P8-PS256", "P8-EdDSA")} == {"ES256", "PS256", "EdDSA"}
+    assert rows["P9"]["key"] == "ES256" and rows["P9-PS256"]["key"] == "PS256"
+    for row_id in ("P8", "P8-PS256", "P8-EdDSA", "P9", "P9-PS256", "P9-EdDSA"):
+        assert rows[row_id]["verdict"] != "-", row_id  # graded, never a gate
+    for row_id in ("P8", "P8-PS256", "P8-EdDSA", "P8-mixed"):
+        row = rows[row_id]
+        # The query goal is not wall-clock: a JWT at a jwt-mode resource is checked with no
+        # query, DOT's opaque token costs its one lookup.
+        assert row["a_queries_sample"] and set(row["a_queries_sample"]) == {0}, row_id
+        assert set(row["b_queries_sample"]) == {1}, row_id
+        assert row["distinct_tokens_per_side"] >= row["pairs"] + len(row["a_queries_sample"])
+        assert row["verification_cache"].startswith("none")
+    for row_id in ("P8-floor", "P8-floor-PS256"):  # an empty DRF view: no query either
+        assert set(rows[row_id]["a_queries_sample"]) == set(rows[row_id]["b_queries_sample"]) == {0}
+        assert rows[row_id]["verdict"] == "-"
+    assert rows["P8"]["mode"] == "jwt" and rows["P8-mixed"]["mode"] == "jwt_or_database"
+    assert "A/B med" in stdout and "verification cache: none" in stdout
+
+
 @pytest.mark.parametrize("name", FULL_ONLY)
 def test_full_only_rows_are_skipped_with_a_reason(quick_run, name):
     output, _ = quick_run
     data = report(output, name)
     assert data["rows"] == []
     assert "--quick" in data["skipped"]
+
+
+def test_peerbench_P10_rows_from_a_raw_tsv(tmp_path):
+    """P10's rows, read from a peerbench result folder (synthetic numbers; the real run is
+    full-only): the JWT GET against floor_tuned's DRF GET and nop's bound GET, and kept out of
+    P7/P11."""
+    from benchmarks import peerbench
+
+    tuned = "tuned: gthread, CONN_MAX_AGE=600, synchronous=NORMAL"
+    jwt_peer = (
+        "ours-abc123 jwt (bound JWT + x5t#S256 check, jwt mode, no verification cache, ES256, "
+        f"1000-token pool; {tuned})"
+    )
+    lines = [
+        ("d resource GET", "nop-9.13.3 (bound token + x5t#S256 check)", 3700),
+        (
+            "f floor GET (empty DRF APIView)",
+            "floor (Django; --workers 4 --worker-class sync)",
+            3700,
+        ),
+        ("f floor GET (empty DRF APIView)", "floor (Django; --worker-class gthread)", 4000),
+        ("d resource GET", f"ours-abc123 (bound token + x5t#S256 check; {tuned})", 700),
+        ("d resource GET", jwt_peer, 3600),
+    ]
+    raw = "".join(
+        f"{scenario}\t{peer}\t32\t{rep}\t{rps}\t1.0\t2.0\t{rps * 10}\t0\t0\n"
+        for scenario, peer, rps in lines
+        for rep in (1, 2, 3)
+    )
+    raw += "# SKIPPED\tb token self_signed_tls_client_auth\tours-abc123 (bound; x)\t401\n"
+    (tmp_path / "raw.tsv").write_text(raw)
+    rows = peerbench.rows_from(tmp_path)
+    p10 = {r["peer"]: r for r in rows if r["id"] == "P10" and "ratio" in r}
+    floor = p10["ours jwt / floor DRF GET, same server set-up"]
+    assert floor["ratio"] == 0.9 and floor["verdict"] == "pass" and floor["pool"] == 1000
+    assert "gthread" in floor["floor"]
+    nop = p10["ours jwt / nop bound GET"]
+    assert nop["ratio"] == round(3600 / 3700, 3) and nop["verdict"].startswith("short")
+    assert p10["ours jwt / ours opaque bound GET, same set-up"]["ratio"] == round(3600 / 700, 3)
+    measured = [r for r in rows if r.get("peer") == jwt_peer]
+    assert len(measured) == 1 and measured[0]["id"] == "P10" and measured[0]["rps"] == 3600
+    # The JWT GET is no P7/P11 row: those compare our opaque bound GET.
+    assert all(r.get("ours") != jwt_peer for r in rows if r["id"] in ("P7", "P11"))
+    assert any(r["id"] == "P7" and "skipped" in r for r in rows)
+    assert "SKIPPED" in peerbench.table(rows)

@@ -75,6 +75,18 @@ OAUTH2_MTLS = {
     "TRUSTED_PROXIES": ["127.0.0.1/32"],
     "TRUSTED_CA_CERTIFICATES": [os.environ.get("PEERBENCH_CA", "/tmp/peerbench/certs/ca.crt")],
 }
+if os.environ.get("PEERBENCH_OURS_JWT_KEY"):
+    # P10 (issue #15, peerbench_target.sh's JWT phase): the client ours-pki-jwt gets RFC 9068
+    # access tokens signed with this key, and the resource checks JWTs locally (no database, no
+    # network): RESOURCE_SERVER_TOKEN_VALIDATION "jwt" unless PEERBENCH_OURS_RS_MODE says
+    # otherwise. Not set for the other scenarios: they run exactly as before.
+    OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"] = "http://127.0.0.1"
+    OAUTH2_MTLS.update(
+        JWT_SIGNING_KEYS=[os.environ["PEERBENCH_OURS_JWT_KEY"]],
+        JWT_AUDIENCE="https://api.peerbench.test",
+        RESOURCE_SERVER_AUDIENCE="https://api.peerbench.test",
+        RESOURCE_SERVER_TOKEN_VALIDATION=os.environ.get("PEERBENCH_OURS_RS_MODE", "jwt"),
+    )
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

@@ -48,6 +48,18 @@ CLIENTS = [
         },
     ),
     (
+        # P10 (issue #15): as ours-pki, its access tokens JWTs (used only in the JWT phase).
+        "ours-pki-jwt",
+        "unused-0123456789abcdef",
+        False,
+        {
+            "token_endpoint_auth_method": "tls_client_auth",
+            "tls_client_auth_san_dns": "pki-client.peerbench.test",
+            "tls_client_certificate_bound_access_tokens": True,
+            "access_token_format": "jwt",
+        },
+    ),
+    (
         "ours-selfsigned",
         "unused-0123456789abcdef",
         False,
@@ -73,4 +85,9 @@ for cid, secret, hashed, mtls in CLIENTS:
         row.full_clean()
         row.save()
 get_access_token_model().objects.all().delete()
+jwt_key = os.environ.get("PEERBENCH_OURS_JWT_KEY")
+if jwt_key and not os.path.exists(jwt_key):
+    # mtls_jwt_key generate: ec-p256 (ES256) unless PEERBENCH_OURS_JWT_KEY_TYPE says otherwise.
+    key_type = os.environ.get("PEERBENCH_OURS_JWT_KEY_TYPE") or "ec-p256"
+    call_command("mtls_jwt_key", "generate", jwt_key, "--type", key_type)
 print("ours setup ok")
