@@ -56,8 +56,8 @@ FUNCTIONS = [
         Q + r"authenticate_client \([^;]*django_oauth_mtls",
     ),
     (
-        "  of which the application query (select_related mtls)",
-        Q + r"_load_application \([^;]*django_oauth_mtls" + NEXT + r"(get|manager_method) \(",
+        "  of which the application query (select_related mtls; prepared since issue #16)",
+        Q + r"_load_application \([^;]*django_oauth_mtls" + NEXT + r"(get|manager_method|first) \(",
     ),
     (
         "  of which certificate checks (authenticate_certificate)",

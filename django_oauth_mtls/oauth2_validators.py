@@ -34,6 +34,7 @@ from .conf import mtls_settings
 from .fapi import fapi2_active
 from .intake import get_client_certificate
 from .models import AccessTokenBinding, RefreshTokenBinding
+from .prepared import PreparedLookup
 from .resource_server import ResourceServerMixin
 from .state import explicit, note_issued, oauth2_error_of, request_state, set_default
 from .validator_client_auth import (
@@ -57,6 +58,14 @@ __all__ = [
 ]
 
 log = logging.getLogger("django_oauth_mtls.client_auth")
+
+#: A presented access token with what enforcing it needs (application, user, binding) in one
+#: query, compiled once per connection.
+ACCESS_TOKEN_WITH_BINDING = PreparedLookup(
+    lambda model, checksum: model.objects.select_related(
+        "application", "user", "mtls_binding"
+    ).filter(token_checksum=checksum)
+)
 
 
 class MTLSValidatorMixin(
@@ -313,12 +322,7 @@ class MTLSValidatorMixin(
     def _load_access_token(self, token: str) -> Any:
         # The binding comes in the same query as the token: no extra query to enforce it.
         checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
-        return (
-            get_access_token_model()
-            .objects.select_related("application", "user", "mtls_binding")
-            .filter(token_checksum=checksum)
-            .first()
-        )
+        return ACCESS_TOKEN_WITH_BINDING.first(get_access_token_model(), checksum)
 
     def validate_bearer_token(self, token: str, scopes: Any, request: Any) -> bool:
         """DOT's check, or the jwt modes' (``JWTValidatorMixin``), then the binding against the

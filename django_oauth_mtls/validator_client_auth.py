@@ -34,9 +34,15 @@ from .exceptions import ClientAuthError, TokenEndpointHeaders
 from .fapi import METHOD_REFUSED, fapi2_active
 from .intake import get_client_certificate
 from .models import MTLSClient
+from .prepared import PreparedLookup
 from .state import explicit, request_state, set_default
 
 log = logging.getLogger("django_oauth_mtls.client_auth")
+
+#: The client's application and its mTLS row in one query, compiled once per connection.
+APPLICATION_WITH_MTLS = PreparedLookup(
+    lambda model, client_id: model.objects.select_related("mtls").filter(client_id=client_id)
+)
 
 #: Parameters that mean "another client authentication method" (RFC 6749 §2.3, RFC 7523 §2.2).
 CONFLICTING_PARAMETERS = ("client_secret", "client_assertion", "client_assertion_type")
@@ -75,9 +81,7 @@ class ClientAuthenticationMixin:
         # One query for the application and its mTLS row; DOT then reuses request.client.
         if client_id and not request.client:
             with contextlib.suppress(ObjectDoesNotExist, ValueError):
-                request.client = (
-                    get_application_model().objects.select_related("mtls").get(client_id=client_id)
-                )
+                request.client = APPLICATION_WITH_MTLS.first(get_application_model(), client_id)
         return super()._load_application(client_id, request)  # type: ignore[misc]
 
     # --- client authentication -----------------------------------------------------------

@@ -1,0 +1,130 @@
+"""Hot lookups compiled once per database connection (issue #16, speed).
+
+The token endpoint loads the client's application with its ``MTLSClient`` row, and a protected
+resource loads the presented access token with its application, user and binding. Both are one
+``SELECT`` by a unique column, and Django spent more time *compiling* that query (columns of
+four models, joins, quoting) than running it: about 40 % of a ``tls_client_auth`` token
+request in process. ``PreparedLookup`` compiles the queryset once per connection and model with
+Django's own compiler, then runs the same SQL text with the new value and turns the rows into
+instances with the same compiler, ``Model.from_db`` and ``select_related``'s populators, exactly
+as ``QuerySet`` does.
+
+Nothing but the SQL text is kept: every call runs the query, sees the row as it is now, and goes
+through the connection's cursor (its execute wrappers, ``CaptureQueriesContext``, the broken
+transaction guard). A lookup falls back to the ordinary queryset, for good, on a model whose
+default manager or queryset class is customised (its ``get_queryset`` may filter by request
+state that a compiled text would freeze) and on a query that does not compile to one parameter
+for the value.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections, models, router
+from django.db.models.query import get_related_populators
+
+log = logging.getLogger("django_oauth_mtls.prepared")
+
+#: Stands for the value while the query is compiled; never a real client_id or checksum (both
+#: refuse NUL characters before a lookup).
+_SENTINEL = "\x00django-oauth-mtls-prepared\x00"
+_FALLBACK = object()
+
+
+class _Compiled:
+    __slots__ = (
+        "sql",
+        "params",
+        "index",
+        "compiler",
+        "converters",
+        "init_list",
+        "start",
+        "end",
+        "populators",
+    )
+
+    def __init__(self, queryset: models.QuerySet[Any], db: str) -> None:
+        compiler = queryset.query.get_compiler(using=db)
+        sql, params = compiler.as_sql()
+        positions = [i for i, p in enumerate(params) if isinstance(p, str) and p == _SENTINEL]
+        if len(positions) != 1 or compiler.annotation_col_map or not sql:
+            raise ValueError("the lookup does not compile to one parameter for the value")
+        self.sql = sql
+        self.params = list(params)
+        self.index = positions[0]
+        self.compiler = compiler
+        select, klass_info = compiler.select, compiler.klass_info
+        fields = [column[0] for column in select[: compiler.col_count]]
+        composite = getattr(compiler, "has_composite_fields", None)
+        if composite is not None and composite(fields):
+            raise ValueError("composite fields")
+        # What ``results_iter`` computes on every call: the backend's and the fields'
+        # converters (datetimes, JSON, booleans), for this connection.
+        self.converters = compiler.get_converters(fields)
+        select_fields = klass_info["select_fields"]
+        self.start, self.end = select_fields[0], select_fields[-1] + 1
+        self.init_list = [column[0].target.attname for column in select[self.start : self.end]]
+        self.populators = get_related_populators(klass_info, select, db)
+
+
+def _plain_manager(model: type[models.Model]) -> bool:
+    manager = model._default_manager
+    return (
+        type(manager).get_queryset is models.Manager.get_queryset
+        and getattr(manager, "_queryset_class", None) is models.QuerySet
+    )
+
+
+class PreparedLookup:
+    """``build(model, value)`` → a queryset of at most one row, run as ``.first()`` would.
+
+    ``model`` is given per call (a swappable model: DOT's ``get_*_model()``), so tests that
+    swap it and database routers keep working; the compiled form is kept per connection (each
+    thread has its own) and model."""
+
+    def __init__(self, build: Callable[[type[models.Model], str], models.QuerySet[Any]]) -> None:
+        self._build = build
+        self._compiled: weakref.WeakKeyDictionary[Any, dict[type[models.Model], Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def first(self, model: type[models.Model], value: str) -> Any:
+        db = router.db_for_read(model)
+        connection = connections[db]
+        per_model = self._compiled.get(connection)
+        compiled = per_model.get(model) if per_model is not None else None
+        if compiled is None:
+            compiled = self._compile(model, db, connection)
+        if compiled is _FALLBACK or not isinstance(value, str):
+            return self._build(model, value).first()
+        params = list(compiled.params)
+        params[compiled.index] = value
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchmany(1)
+        if compiled.converters:
+            rows = compiled.compiler.apply_converters(rows, compiled.converters)
+        for row in rows:
+            instance = model.from_db(db, compiled.init_list, row[compiled.start : compiled.end])
+            for populator in compiled.populators:
+                populator.populate(row, instance)
+            return instance
+        return None
+
+    def _compile(self, model: type[models.Model], db: str, connection: Any) -> Any:
+        compiled: Any = _FALLBACK
+        if _plain_manager(model):
+            try:
+                compiled = _Compiled(self._build(model, _SENTINEL).order_by("pk")[:1], db)
+            except Exception as error:  # noqa: BLE001 - any failure means "use the queryset"
+                log.info("lookup on %s not prepared (%s); using the queryset", model, error)
+        with self._lock:
+            self._compiled.setdefault(connection, {})[model] = compiled
+        return compiled
