@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import connections, models, router
-from django.db.models.query import get_related_populators
+from django.db.models import query as django_query
 
 log = logging.getLogger("django_oauth_mtls.prepared")
 
@@ -47,6 +47,7 @@ class _Compiled:
         "start",
         "end",
         "populators",
+        "from_db",
     )
 
     def __init__(self, queryset: models.QuerySet[Any], db: str) -> None:
@@ -70,7 +71,23 @@ class _Compiled:
         select_fields = klass_info["select_fields"]
         self.start, self.end = select_fields[0], select_fields[-1] + 1
         self.init_list = [column[0].target.attname for column in select[self.start : self.end]]
-        self.populators = get_related_populators(klass_info, select, db)
+        self.populators, self.from_db = _instantiation(queryset, klass_info, select, db)
+
+
+def _instantiation(
+    queryset: models.QuerySet[Any], klass_info: dict[str, Any], select: Any, db: str
+) -> tuple[list[Any], Callable[..., Any]]:
+    """``select_related``'s populators and ``from_db`` as ``ModelIterable`` builds them: Django
+    6.1 adds the queryset's fetch mode to both."""
+    model = klass_info["model"]
+    populators: Any = django_query.get_related_populators
+    fetch_mode = getattr(queryset, "_fetch_mode", None)
+    if fetch_mode is None:  # Django < 6.1
+        return populators(klass_info, select, db), model.from_db
+    if getattr(fetch_mode, "track_peers", False):
+        raise ValueError("a fetch mode that tracks peers")
+    from_db = django_query._get_from_db(model, fetch_mode)  # type: ignore[attr-defined]
+    return populators(klass_info, select, db, fetch_mode), from_db
 
 
 def _plain_manager(model: type[models.Model]) -> bool:
@@ -112,7 +129,7 @@ class PreparedLookup:
         if compiled.converters:
             rows = compiled.compiler.apply_converters(rows, compiled.converters)
         for row in rows:
-            instance = model.from_db(db, compiled.init_list, row[compiled.start : compiled.end])
+            instance = compiled.from_db(db, compiled.init_list, row[compiled.start : compiled.end])
             for populator in compiled.populators:
                 populator.populate(row, instance)
             return instance

@@ -30,7 +30,26 @@ AccessToken = get_access_token_model()
 
 
 def concrete_values(instance: Any) -> dict[str, Any]:
-    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+    values = {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+    values["_state.db"] = instance._state.db
+    values["_state.adding"] = instance._state.adding
+    values["_state.fetch_mode"] = getattr(instance._state, "fetch_mode", None)  # Django 6.1
+    return values
+
+
+def test_both_lookups_are_prepared_for_dots_models(make_app):
+    """Not the queryset fallback: each supported Django (5.2, 6.1) compiles them."""
+    import django_oauth_mtls.prepared as prepared_module
+
+    app = make_app(tls_client_auth_san_dns="client-one.example.com")
+    token = make_token(app)
+    APPLICATION_WITH_MTLS.first(Application, app.client_id)
+    ACCESS_TOKEN_WITH_BINDING.first(AccessToken, token.token_checksum)
+    default = connections["default"]
+    assert APPLICATION_WITH_MTLS._compiled[default][Application] is not prepared_module._FALLBACK
+    assert (
+        ACCESS_TOKEN_WITH_BINDING._compiled[default][AccessToken] is not prepared_module._FALLBACK
+    )
 
 
 def orm_application(client_id: str) -> Any:
