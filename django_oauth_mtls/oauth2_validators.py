@@ -34,7 +34,7 @@ from .conf import mtls_settings
 from .fapi import fapi2_active
 from .intake import get_client_certificate
 from .models import AccessTokenBinding, RefreshTokenBinding
-from .prepared import PreparedLookup
+from .prepared import PreparedInsert, PreparedLookup
 from .resource_server import ResourceServerMixin
 from .state import explicit, note_issued, oauth2_error_of, request_state, set_default
 from .validator_client_auth import (
@@ -66,6 +66,8 @@ ACCESS_TOKEN_WITH_BINDING = PreparedLookup(
         "application", "user", "mtls_binding"
     ).filter(token_checksum=checksum)
 )
+#: The binding of a newly issued token (one INSERT, no ``Model.save``).
+NEW_ACCESS_TOKEN_BINDING = PreparedInsert(AccessTokenBinding, ("access_token", "x5t_s256"))
 
 
 class MTLSValidatorMixin(
@@ -213,7 +215,7 @@ class MTLSValidatorMixin(
         x5t = request_state(request).bind_to
         if x5t:
             # Same transaction as the token (DOT's save_bearer_token is atomic).
-            AccessTokenBinding.objects.create(access_token=access_token, x5t_s256=x5t)
+            NEW_ACCESS_TOKEN_BINDING.insert(access_token_id=access_token.pk, x5t_s256=x5t)
         note_issued(access_token)  # the token view sends app_authorized with this object
         return access_token
 

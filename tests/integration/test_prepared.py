@@ -235,3 +235,33 @@ def test_a_query_with_two_parameters_for_the_value_falls_back(make_app):
     app = make_app(tls_client_auth_san_dns="client-one.example.com")
     assert lookup.first(Application, app.client_id).pk == app.pk
     assert lookup._compiled[connections["default"]][Application] is prepared_module._FALLBACK
+
+
+def test_the_binding_insert_writes_the_row_in_the_callers_transaction(make_app):
+    from django_oauth_mtls.oauth2_validators import NEW_ACCESS_TOKEN_BINDING
+
+    token = make_token(make_app(None))
+    with CaptureQueriesContext(connection) as queries:
+        NEW_ACCESS_TOKEN_BINDING.insert(access_token_id=token.pk, x5t_s256="C" * 43)
+    assert len(queries) == 1 and queries[0]["sql"].startswith("INSERT INTO")
+    assert AccessTokenBinding.objects.get(access_token=token).x5t_s256 == "C" * 43
+    assert ACCESS_TOKEN_WITH_BINDING.first(AccessToken, token.token_checksum).mtls_binding
+
+    other = make_token(make_app(None), x5t=None)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        NEW_ACCESS_TOKEN_BINDING.insert(access_token_id=other.pk, x5t_s256="D" * 43)
+        raise RuntimeError("rolled back with the token")
+    assert not AccessTokenBinding.objects.filter(access_token_id=other.pk).exists()
+    with pytest.raises(IntegrityError), transaction.atomic():  # one binding per token
+        NEW_ACCESS_TOKEN_BINDING.insert(access_token_id=token.pk, x5t_s256="E" * 43)
+
+
+def test_an_insert_that_does_not_cover_the_model_uses_the_orm(make_app):
+    import django_oauth_mtls.prepared as prepared_module
+    from django_oauth_mtls.prepared import PreparedInsert
+
+    partial = PreparedInsert(AccessTokenBinding, ("access_token",))
+    token = make_token(make_app(None))
+    partial.insert(access_token_id=token.pk, x5t_s256="F" * 43)
+    assert partial._compiled[connections["default"]] is prepared_module._FALLBACK
+    assert AccessTokenBinding.objects.get(access_token=token).x5t_s256 == "F" * 43
