@@ -53,6 +53,7 @@ JWT_MODES: Final = frozenset({"jwt", "jwt_or_database", "jwt_or_introspection"})
 #: DOT's endpoints on the AS that validate bearer tokens against the database in every mode.
 AUTHORIZATION_SERVER_ENDPOINTS: Final = ("oauth2_provider:user-info", "oauth2_provider:introspect")
 
+
 @dataclass(frozen=True, slots=True)
 class ResourceConfig:
     """The resource side's JWT settings, read once per settings change (``conf`` properties,
@@ -116,6 +117,7 @@ def _forget(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_forget, dispatch_uid="django_oauth_mtls.bearer")
+
 
 @lru_cache(maxsize=16)
 def _endpoint_paths(urlconf: str, prefix: str) -> frozenset[str]:

@@ -62,7 +62,7 @@ log = logging.getLogger("django_oauth_mtls.client_auth")
 #: A presented access token with what enforcing it needs (application, user, binding) in one
 #: query, compiled once per connection.
 ACCESS_TOKEN_WITH_BINDING = PreparedLookup(
-    lambda model, checksum: model.objects.select_related(
+    lambda model, checksum: model._default_manager.select_related(
         "application", "user", "mtls_binding"
     ).filter(token_checksum=checksum)
 )

@@ -186,7 +186,7 @@ class PreparedInsert:
         meta = self._model._meta
         compiled: Any = _FALLBACK
         try:
-            fields = [meta.get_field(name) for name in self._field_names]
+            fields: list[Any] = [meta.get_field(name) for name in self._field_names]
             if sorted(f.attname for f in meta.concrete_fields) != sorted(f.attname for f in fields):
                 raise ValueError(f"columns beyond {self._field_names}")
             query = InsertQuery(self._model)

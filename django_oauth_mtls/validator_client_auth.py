@@ -41,7 +41,9 @@ log = logging.getLogger("django_oauth_mtls.client_auth")
 
 #: The client's application and its mTLS row in one query, compiled once per connection.
 APPLICATION_WITH_MTLS = PreparedLookup(
-    lambda model, client_id: model.objects.select_related("mtls").filter(client_id=client_id)
+    lambda model, client_id: model._default_manager.select_related("mtls").filter(
+        client_id=client_id
+    )
 )
 
 #: Parameters that mean "another client authentication method" (RFC 6749 §2.3, RFC 7523 §2.2).
@@ -67,9 +69,9 @@ def mtls_client_of(application: Any) -> MTLSClient | None:
         return None
 
 
-
 class ClientAuthenticationMixin:
     """RFC 8705 §2 client authentication on top of any DOT ``OAuth2Validator``."""
+
     # --- loading -------------------------------------------------------------------------
 
     def _load_application(self, client_id: str, request: Any) -> Any:
@@ -292,8 +294,7 @@ class ClientAuthenticationMixin:
         """Log why (the detail stays in the log), signal, and raise ``invalid_client`` with a
         fixed description for the reason code (``descriptions``), never the detail."""
         log.warning(
-            "client authentication refused: client_id=%s reason=%s intake=%s x5t#S256=%s "
-            "detail=%s",
+            "client authentication refused: client_id=%s reason=%s intake=%s x5t#S256=%s detail=%s",
             client_id or "-",
             failure.code,
             problem or "-",

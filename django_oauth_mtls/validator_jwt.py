@@ -180,9 +180,7 @@ class JWTValidatorMixin:
         except JWTError as exc:
             refuse_access_token(type(self), request, exc.reason, detail=exc.detail)
             return False
-        access_token = JWTAccessToken(
-            token, verified, leeway=options["leeway"], user=None
-        )
+        access_token = JWTAccessToken(token, verified, leeway=options["leeway"], user=None)
         access_token.user = self._jwt_user(access_token)
         if not access_token.allow_scopes(scopes):
             # RFC 6750 §3.1, as DOT says it (a 403, not a refusal of the token).

@@ -89,6 +89,7 @@ def _carries_nul(request: HttpRequest) -> bool:
                 return True
     return False
 
+
 #: oauthlib 4 asks the validator for the device_code's status (``validate_device_code``) after
 #: client authentication; oauthlib 3.3 leaves it to DOT's token view and pre-token hook.
 OAUTHLIB_VALIDATES_DEVICE_CODE = hasattr(DeviceCodeGrant, "validate_device_code")

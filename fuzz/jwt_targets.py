@@ -196,8 +196,10 @@ def _surgery(rng: random.Random, token: str) -> str:
         parts[2] = _b64(bytes(signature))
     elif op == 1:  # padding, or the standard alphabet
         k = rng.randrange(len(parts))
-        parts[k] = parts[k] + "=" * rng.randint(1, 2) if rng.random() < 0.5 else (
-            parts[k].replace("-", "+").replace("_", "/")
+        parts[k] = (
+            parts[k] + "=" * rng.randint(1, 2)
+            if rng.random() < 0.5
+            else (parts[k].replace("-", "+").replace("_", "/"))
         )
     elif op == 2:  # a segment from another token
         other = rng.choice(SEEDS).split(".")

@@ -39,7 +39,9 @@ print(app.client_id)
 """
 
 
-def start_uvicorn(directory: Path, sqlite_path: Path, ca: Path, *, proxy_headers: bool) -> servers.Managed:
+def start_uvicorn(
+    directory: Path, sqlite_path: Path, ca: Path, *, proxy_headers: bool
+) -> servers.Managed:
     port = servers.free_port()
     env = servers.example_env(sqlite_path, "nginx")
     env["OAUTH2_MTLS_TRUSTED_CA"] = str(ca)
@@ -50,7 +52,9 @@ def start_uvicorn(directory: Path, sqlite_path: Path, ca: Path, *, proxy_headers
         "--no-access-log",
         "example_project.asgi:application",
     ]  # fmt: skip
-    server = servers.spawn("uvicorn", argv, directory / "uvicorn.log", port, env=env, cwd=servers.ROOT)
+    server = servers.spawn(
+        "uvicorn", argv, directory / "uvicorn.log", port, env=env, cwd=servers.ROOT
+    )
     try:
         servers.wait_for_http(server, "/api/certificate/")
     except BaseException:
@@ -67,8 +71,12 @@ def database(e2e_dir: Path) -> tuple[Path, str]:
     servers.migrate(sqlite_path, directory / "migrate.log")
     created = subprocess.run(  # noqa: S603
         [sys.executable, str(servers.ROOT / "manage.py"), "shell", "-c", CREATE_CLIENT],
-        env=servers.example_env(sqlite_path), cwd=servers.ROOT, capture_output=True, text=True,
-        timeout=120, check=True,
+        env=servers.example_env(sqlite_path),
+        cwd=servers.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return sqlite_path, created.stdout.strip().splitlines()[-1]
 
@@ -77,8 +85,12 @@ def database(e2e_dir: Path) -> tuple[Path, str]:
 def behind_nginx(request, e2e_dir: Path, e2e_pki: E2EPki, database) -> Iterator[tuple[str, bool]]:
     sqlite_path, _client_id = database
     directory = _subdir(e2e_dir, f"asgi-{request.param}")
-    app = start_uvicorn(_subdir(directory, "uvicorn"), sqlite_path, e2e_pki.tls.ca, proxy_headers=request.param)
-    proxy = servers.start_nginx(require_tool("nginx"), _subdir(directory, "nginx"), e2e_pki.tls, app.port)
+    app = start_uvicorn(
+        _subdir(directory, "uvicorn"), sqlite_path, e2e_pki.tls.ca, proxy_headers=request.param
+    )
+    proxy = servers.start_nginx(
+        require_tool("nginx"), _subdir(directory, "nginx"), e2e_pki.tls, app.port
+    )
     try:
         yield f"https://127.0.0.1:{proxy.port}", request.param
     finally:
@@ -121,4 +133,7 @@ def test_uvicorn_behind_nginx(behind_nginx, e2e_pki, database):
         assert metadata["token_endpoint"].startswith(url), metadata["token_endpoint"]
     with session(e2e_pki, None) as anonymous:
         refused = anonymous.get(f"{url}/api/whoami/", headers={"Authorization": f"Bearer {access}"})
-        assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+        assert (
+            refused.status_code == 401
+            and 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+        )

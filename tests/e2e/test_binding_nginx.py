@@ -44,12 +44,18 @@ def bound_setup(e2e_dir: Path, e2e_pki: E2EPki) -> Iterator[tuple[str, str]]:
     servers.migrate(sqlite_path, directory / "migrate.log")
     created = subprocess.run(  # noqa: S603
         [sys.executable, str(servers.ROOT / "manage.py"), "shell", "-c", CREATE_CLIENT],
-        env=servers.example_env(sqlite_path), cwd=servers.ROOT, capture_output=True, text=True,
-        timeout=120, check=True,
+        env=servers.example_env(sqlite_path),
+        cwd=servers.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     client_id = created.stdout.strip().splitlines()[-1]
     app = servers.start_gunicorn(
-        "nginx", _subdir(directory, "gunicorn"), sqlite_path,
+        "nginx",
+        _subdir(directory, "gunicorn"),
+        sqlite_path,
         extra_env={"OAUTH2_MTLS_TRUSTED_CA": str(e2e_pki.tls.ca)},
     )
     proxy = servers.start_nginx(nginx, _subdir(directory, "nginx"), e2e_pki.tls, app.port)
@@ -60,19 +66,41 @@ def bound_setup(e2e_dir: Path, e2e_pki: E2EPki) -> Iterator[tuple[str, str]]:
         app.stop()
 
 
-def call(kind: str, method: str, url: str, ca: Path, cert: Credentials | None, *,
-         form: dict[str, str] | None = None, token: str | None = None) -> tuple[int, dict, str]:
+def call(
+    kind: str,
+    method: str,
+    url: str,
+    ca: Path,
+    cert: Credentials | None,
+    *,
+    form: dict[str, str] | None = None,
+    token: str | None = None,
+) -> tuple[int, dict, str]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if kind == "curl":
-        argv = [require_tool("curl"), "--silent", "--show-error", "--noproxy", "*", "--cacert", str(ca),
-                "--max-time", str(int(TIMEOUT)), "--include", "-X", method]
+        argv = [
+            require_tool("curl"),
+            "--silent",
+            "--show-error",
+            "--noproxy",
+            "*",
+            "--cacert",
+            str(ca),
+            "--max-time",
+            str(int(TIMEOUT)),
+            "--include",
+            "-X",
+            method,
+        ]
         if cert is not None:
             argv += ["--cert", str(cert.cert_file), "--key", str(cert.key_file)]
         for name, value in headers.items():
             argv += ["--header", f"{name}: {value}"]
         for name, value in (form or {}).items():
             argv += ["--data-urlencode", f"{name}={value}"]
-        result = subprocess.run([*argv, url], capture_output=True, text=True, timeout=TIMEOUT + 5, check=True)  # noqa: S603
+        result = subprocess.run(
+            [*argv, url], capture_output=True, text=True, timeout=TIMEOUT + 5, check=True
+        )  # noqa: S603
         head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
         status = int(head.split()[1])
         return status, json.loads(body) if body.strip().startswith("{") else {}, head.lower()
@@ -82,7 +110,11 @@ def call(kind: str, method: str, url: str, ca: Path, cert: Credentials | None, *
     with httpx.Client(verify=context, timeout=TIMEOUT, trust_env=False) as session:
         response = session.request(method, url, data=form, headers=headers)
     head = "\n".join(f"{k}: {v}" for k, v in response.headers.items()).lower()
-    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    body = (
+        response.json()
+        if response.headers.get("content-type", "").startswith("application/json")
+        else {}
+    )
     return response.status_code, body, head
 
 
@@ -134,6 +166,8 @@ def test_secret_downgrade_through_nginx_is_refused(encoding, with_cert, bound_se
     }
     with httpx.Client(verify=context, timeout=TIMEOUT, trust_env=False) as session:
         for path, form in bodies.items():
-            response = session.post(f"{url}{path}", data=form, headers={"Authorization": f"Basic {basic}"})
+            response = session.post(
+                f"{url}{path}", data=form, headers={"Authorization": f"Basic {basic}"}
+            )
             assert response.status_code == 401, (path, response.status_code, response.text)
             assert response.json()["error"] == "invalid_client"

@@ -165,7 +165,9 @@ class Deployment:
         return [f"http://127.0.0.1:{node.port}" for node in self.nodes]
 
 
-def start_nodes(directory: Path, label: str, env: dict[str, str], count: int = 2) -> list[servers.Managed]:
+def start_nodes(
+    directory: Path, label: str, env: dict[str, str], count: int = 2
+) -> list[servers.Managed]:
     nodes: list[servers.Managed] = []
     try:
         for index in range(count):
@@ -306,7 +308,10 @@ def test_through_nginx_round_robin_reaches_both_nodes(deployment, e2e_pki, clien
     # The token nginx got is good at each node's own port too, with its certificate only.
     with direct(client_cert) as own, direct(SELF_SIGNED_A) as stranger:
         for url in deployment.node_urls:
-            assert (whoami(own, url, token).status_code, whoami(own, url, token).json()) == (200, expected)
+            assert (whoami(own, url, token).status_code, whoami(own, url, token).json()) == (
+                200,
+                expected,
+            )
             assert whoami(stranger, url, token).status_code == 401
 
 
@@ -392,10 +397,11 @@ def test_parallel_refreshes_across_both_nodes_have_exactly_one_winner(deployment
     with ThreadPoolExecutor(max_workers=REFRESHES) as pool:
         results = list(pool.map(refresh, range(REFRESHES)))
 
-    per_node = {
-        node: sorted(status for n, status, _ in results if n == node) for node in (0, 1)
-    }
-    print("parallel refreshes, statuses per node:", {n: {s: v.count(s) for s in set(v)} for n, v in per_node.items()})
+    per_node = {node: sorted(status for n, status, _ in results if n == node) for node in (0, 1)}
+    print(
+        "parallel refreshes, statuses per node:",
+        {n: {s: v.count(s) for s in set(v)} for n, v in per_node.items()},
+    )
     assert [len(v) for v in per_node.values()] == [REFRESHES // 2, REFRESHES // 2]
     winners = [(node, data) for node, status, data in results if status == 200]
     assert len(winners) == 1, results

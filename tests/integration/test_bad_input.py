@@ -183,7 +183,11 @@ def _token_runner(
         expected_intake = None if row.intake == "—" else row.intake.strip("`")
         assert seen.json()["problem"] == expected_intake, seen.json()
         before = counts()
-        body = {"grant_type": "client_credentials", "scope": "read", "client_id": application.client_id}
+        body = {
+            "grant_type": "client_credentials",
+            "scope": "read",
+            "client_id": application.client_id,
+        }
         response = post_form(ctx.client, "/o/token/", body, REMOTE_ADDR="127.0.0.1", **fields)
         assert response.status_code != 500
         if accepted:
@@ -269,8 +273,12 @@ def _metadata_runner(
             ctx.settings.OAUTH2_PROVIDER = {**ctx.settings.OAUTH2_PROVIDER, "DCR_ENABLED": True}
             ctx.client.force_login(ctx.user)
             before = counts()
-            payload = dcr if isinstance(dcr, str) else json.dumps(
-                {"client_name": "bad", "grant_types": ["client_credentials"], **dcr}
+            payload = (
+                dcr
+                if isinstance(dcr, str)
+                else json.dumps(
+                    {"client_name": "bad", "grant_types": ["client_credentials"], **dcr}
+                )
             )
             response = ctx.client.post(REGISTER_URL, payload, content_type="application/json")
             assert response.status_code == 400, response.content
@@ -303,7 +311,9 @@ def _mismatched_jwk() -> dict[str, Any]:
 
 
 def _json(route_document: Any, **kwargs: Any) -> Callable[[Ctx], Route]:
-    body = route_document if isinstance(route_document, bytes) else json.dumps(route_document).encode()
+    body = (
+        route_document if isinstance(route_document, bytes) else json.dumps(route_document).encode()
+    )
     return lambda ctx: Route(body=body, headers={"Content-Type": "application/json"}, **kwargs)
 
 
@@ -316,9 +326,7 @@ SELF_EXPIRED = self_signed(
     not_before=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
     not_after=dt.datetime(2021, 1, 1, tzinfo=dt.UTC),
 )
-SELF_ENCIPHER_ONLY = self_signed(
-    "encipher-only", key_usage=pki.key_usage(key_encipherment=True)
-)
+SELF_ENCIPHER_ONLY = self_signed("encipher-only", key_usage=pki.key_usage(key_encipherment=True))
 LARGE = pki.issue(SUBJECT, dns=tuple(f"host-{i:04d}.example.com" for i in range(700)))
 assert len(LARGE.nginx()) > 16384
 
@@ -504,7 +512,15 @@ def counts() -> dict[str, int]:
 
 # --- the doc ------------------------------------------------------------------------------------------
 
-HEADER = ["id", "bad input", "where", "response", "intake reason", "client-auth reason / member", "note"]
+HEADER = [
+    "id",
+    "bad input",
+    "where",
+    "response",
+    "intake reason",
+    "client-auth reason / member",
+    "note",
+]
 
 
 def table() -> str:
@@ -571,7 +587,11 @@ def _params() -> list[Any]:
     params = []
     for row in ROWS:
         marks = (
-            [pytest.mark.xfail(strict=True, reason=f"known package bug {row.known} (issue #11 report)")]
+            [
+                pytest.mark.xfail(
+                    strict=True, reason=f"known package bug {row.known} (issue #11 report)"
+                )
+            ]
             if row.known
             else []
         )
@@ -590,6 +610,8 @@ def test_x509_v1_helper_makes_v1():
     # Self-signed v1: the signature verifies with its own key.
     public = SELF_V1.cert.public_key()
     assert isinstance(public, ec.EllipticCurvePublicKey)
-    public.verify(SELF_V1.cert.signature, SELF_V1.cert.tbs_certificate_bytes, ec.ECDSA(hashes.SHA256()))
+    public.verify(
+        SELF_V1.cert.signature, SELF_V1.cert.tbs_certificate_bytes, ec.ECDSA(hashes.SHA256())
+    )
     assert isinstance(SELF_RSA_1024.key, rsa.RSAPrivateKey) and SELF_RSA_1024.key.key_size == 1024
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", SELF_V1.x5t_s256)

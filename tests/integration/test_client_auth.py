@@ -56,7 +56,10 @@ def test_each_subject_field_refuses_another_value(
     assert (status, error) == (401, "invalid_client")
     # The client gets the fixed phrase; which field failed goes to the log line (issue #14).
     assert field not in description and "subject registered" in description
-    assert any("reason=subject_mismatch" in r.getMessage() and field in r.getMessage() for r in caplog.records)
+    assert any(
+        "reason=subject_mismatch" in r.getMessage() and field in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_lenient_dn_registration(client, make_app, mtls_settings, client_cert):
@@ -194,7 +197,12 @@ def test_key_usage_without_digital_signature_is_refused_with_proxy_verification(
     mtls_settings.OAUTH2_MTLS = {**mtls_settings.OAUTH2_MTLS, "TRUST_PROXY_VERIFICATION": True}
     app = make_app(tls_client_auth_san_dns="client-one.example.com")
     refused(
-        client, app, cert, "wrong_key_usage", caplog, headers={"HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS"}
+        client,
+        app,
+        cert,
+        "wrong_key_usage",
+        caplog,
+        headers={"HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS"},
     )
 
 
@@ -563,7 +571,9 @@ def test_query_count_at_most_one_more_than_client_secret_basic(
     assert len(ours) <= len(dot) + 1, [q["sql"] for q in ours]
 
 
-def test_device_code_grant_client_authentication(client, make_app, mtls_settings, client_cert, caplog):
+def test_device_code_grant_client_authentication(
+    client, make_app, mtls_settings, client_cert, caplog
+):
     """RFC 8628 polling authenticates the client like the other grants (oauthlib 4 calls
     validate_client_authentication first), checked here on the validator directly; the whole
     flow through the endpoints is in test_device_flow.py (DOT 3.4.1 alone cannot finish it with
@@ -574,7 +584,10 @@ def test_device_code_grant_client_authentication(client, make_app, mtls_settings
 
     from django_oauth_mtls.oauth2_validators import MTLSOAuth2Validator
 
-    app = make_app(tls_client_auth_san_dns="client-one.example.com", grant_type="urn:ietf:params:oauth:grant-type:device_code")
+    app = make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        grant_type="urn:ietf:params:oauth:grant-type:device_code",
+    )
     body = f"grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=x&client_id={app.client_id}"
     headers = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_SSL_CLIENT_CERT": client_cert.nginx()}
     request = Request("https://testserver/o/token/", "POST", body, headers)

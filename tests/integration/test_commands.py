@@ -547,7 +547,9 @@ def test_explain_usage_errors_exit_2(make_app, mtls_settings, args, message):
 # --- --access-token-format (issue #15: the per-client format) --------------------------------------
 
 
-def test_access_token_format_without_a_certificate(client, make_app, mtls_settings, client_cert, tmp_path):
+def test_access_token_format_without_a_certificate(
+    client, make_app, mtls_settings, client_cert, tmp_path
+):
     app = make_app(tls_client_auth_san_dns="client-one.example.com")
     out = run("mtls_set_client", app.client_id, "--access-token-format", "jwt")
     assert "access_token_format: jwt" in out and "saved" in out
@@ -561,14 +563,26 @@ def test_access_token_format_without_a_certificate(client, make_app, mtls_settin
 
 def test_access_token_format_with_a_certificate(make_app, client_cert, pem_file):
     app = make_app(None)
-    run("mtls_set_client", app.client_id, "--certificate", pem_file(client_cert), "--use", "san_dns", "--access-token-format", "opaque")
+    run(
+        "mtls_set_client",
+        app.client_id,
+        "--certificate",
+        pem_file(client_cert),
+        "--use",
+        "san_dns",
+        "--access-token-format",
+        "opaque",
+    )
     assert MTLSClient.objects.get(pk=app.pk).access_token_format == "opaque"
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "--certificate is required, unless --access-token-format or --bound-tokens changes an existing registration"),
+        (
+            [],
+            "--certificate is required, unless --access-token-format or --bound-tokens changes an existing registration",
+        ),
         (["--access-token-format", "jwt", "--use", "san_dns"], "--use needs --certificate"),
     ],
 )

@@ -191,11 +191,17 @@ def test_parallel_refreshes_mint_one_bound_pair_and_orphan_nothing(
     assert orphans() == {"access_bindings_without_token": 0, "refresh_bindings_without_token": 0}
     # The old refresh token is spent; the new one works, with its certificate.
     again = token_request(
-        client, code_app, client_cert, data={"grant_type": "refresh_token", "refresh_token": old_refresh}
+        client,
+        code_app,
+        client_cert,
+        data={"grant_type": "refresh_token", "refresh_token": old_refresh},
     )
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     follow = token_request(
-        client, code_app, client_cert, data={"grant_type": "refresh_token", "refresh_token": new["refresh_token"]}
+        client,
+        code_app,
+        client_cert,
+        data={"grant_type": "refresh_token", "refresh_token": new["refresh_token"]},
     )
     assert follow.status_code == 200, follow.content
 
@@ -238,7 +244,9 @@ def test_parallel_token_requests_each_get_their_own_binding(make_app, mtls_setti
     for index in range(4):
         host = f"client-{index}.example.com"
         cert = pki.issue(pki.name(CN=f"client-{index}"), issuer=root_ca, dns=(host,))
-        app = make_app(tls_client_auth_san_dns=host, tls_client_certificate_bound_access_tokens=True)
+        app = make_app(
+            tls_client_auth_san_dns=host, tls_client_certificate_bound_access_tokens=True
+        )
         clients.append((app, cert))
 
     def request(index: int) -> tuple[int, Any, pki.Issued, dict[str, Any]]:

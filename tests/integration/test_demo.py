@@ -97,7 +97,10 @@ def assert_nothing_left(output: str) -> None:
 
 
 def status_line(output: str, status: int, title: str) -> bool:
-    return re.search(rf"^  {status}  \(expected {status}\)  {re.escape(title)}$", output, re.M) is not None
+    return (
+        re.search(rf"^  {status}  \(expected {status}\)  {re.escape(title)}$", output, re.M)
+        is not None
+    )
 
 
 @pytest.mark.parametrize(
@@ -121,7 +124,9 @@ def test_demo_walks_through_and_stops_everything(server: str, registration: str)
         assert "register the self-signed client" in output
 
     assert '"tls_client_certificate_bound_access_tokens": true' in output
-    assert status_line(output, 401, "token request without the certificate (refused: it is the credential)")
+    assert status_line(
+        output, 401, "token request without the certificate (refused: it is the credential)"
+    )
     assert status_line(output, 200, "with the PKI client's certificate"), output
     assert status_line(output, 401, "the same token without a certificate (a stolen token)"), output
     assert status_line(output, 401, "the same token with a stranger's certificate"), output

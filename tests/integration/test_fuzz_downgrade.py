@@ -59,7 +59,9 @@ class RecordingValidator(MTLSOAuth2Validator):
             AUTHENTICATED.append(request.client.client_id)
         return result
 
-    def authenticate_client_id(self, client_id: str, request: Any, *args: Any, **kwargs: Any) -> bool:
+    def authenticate_client_id(
+        self, client_id: str, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
         result = super().authenticate_client_id(client_id, request, *args, **kwargs)
         if result and vars(request).get("client") is not None:
             AUTHENTICATED.append(request.client.client_id)
@@ -155,7 +157,9 @@ def test_mtls_clients_are_never_authenticated_without_their_certificate(
                 user = encoded_id(rng, target)
                 password = rng.choice([SECRET, "", "wrong", quote(SECRET)]).encode()
                 scheme = rng.choice(["Basic", "Basic", "Basic", "basic", "BASIC"])
-                extra["HTTP_AUTHORIZATION"] = f"{scheme} " + base64.b64encode(user + b":" + password).decode()
+                extra["HTTP_AUTHORIZATION"] = (
+                    f"{scheme} " + base64.b64encode(user + b":" + password).decode()
+                )
             elif kind < 0.7:
                 extra["HTTP_AUTHORIZATION"] = "Bearer " + rng.choice(["x", SECRET])
             certificate = rng.choice(certificates)
@@ -165,7 +169,9 @@ def test_mtls_clients_are_never_authenticated_without_their_certificate(
                 extra["HTTP_X_SSL_CLIENT_CERT"] = certificate.nginx()
             rng.shuffle(body)
             AUTHENTICATED.clear()
-            response = client.post(url, urlencode(body), content_type="application/x-www-form-urlencoded", **extra)
+            response = client.post(
+                url, urlencode(body), content_type="application/x-www-form-urlencoded", **extra
+            )
             statuses[(url, response.status_code)] += 1
             assert response.status_code != 500, (case, url, body, extra, errors[-1:])
             for client_id in AUTHENTICATED:
@@ -173,10 +179,17 @@ def test_mtls_clients_are_never_authenticated_without_their_certificate(
                     continue
                 authenticated_mtls += 1
                 # The property: only with its own certificate, from a trusted peer.
-                assert certificate is matching[client_id] and peer == "127.0.0.1", (case, url, body, extra)
+                assert certificate is matching[client_id] and peer == "127.0.0.1", (
+                    case,
+                    url,
+                    body,
+                    extra,
+                )
     finally:
         got_request_exception.disconnect(on_exception)
-    print(f"\ndowngrade fuzz: {CASES} requests, seed {SEED}, {authenticated_mtls} mTLS authentications")
+    print(
+        f"\ndowngrade fuzz: {CASES} requests, seed {SEED}, {authenticated_mtls} mTLS authentications"
+    )
     for (url, status), count in sorted(statuses.items()):
         print(f"  {url:18} {status}: {count}")
     assert not errors

@@ -78,7 +78,9 @@ def jwk_set(client: Any) -> jwt.PyJWKSet:
     return jwt.PyJWKSet.from_dict(response.json())
 
 
-def verify(client: Any, token: str, audience: str | list[str] = AUDIENCE) -> tuple[dict[str, Any], dict[str, Any]]:
+def verify(
+    client: Any, token: str, audience: str | list[str] = AUDIENCE
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(header, claims) of ``token``, verified by PyJWT against the served JWK set."""
     header = jwt.get_unverified_header(token)
     key = jwk_set(client)[header["kid"]]
@@ -106,7 +108,10 @@ def checksum(token: str) -> str:
 
 @pytest.fixture
 def bound_app(make_app: Any) -> Any:
-    return make_app(tls_client_auth_san_dns="client-one.example.com", tls_client_certificate_bound_access_tokens=True)
+    return make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        tls_client_certificate_bound_access_tokens=True,
+    )
 
 
 # --- client_credentials ------------------------------------------------------------------------
@@ -127,19 +132,30 @@ def test_client_credentials_bound_token(client, bound_app, jwt_settings, client_
     assert stored.token_checksum == checksum(body["access_token"])
     assert stored.token == body["access_token"]
     assert claims["exp"] == int(stored.expires.timestamp()) and stored.expires.microsecond == 0
-    assert abs(claims["iat"] - time.time()) < 5 and claims["exp"] - claims["iat"] in range(35990, 36001)
+    assert abs(claims["iat"] - time.time()) < 5 and claims["exp"] - claims["iat"] in range(
+        35990, 36001
+    )
     assert stored.resource == [AUDIENCE]  # JWT_AUDIENCE is stored as the resource too
     assert AccessTokenBinding.objects.get().x5t_s256 == client_cert.x5t_s256
 
 
 def test_each_token_has_a_unique_jti(client, bound_app, jwt_settings, client_cert):
-    ids = {verify(client, issue(client, bound_app, client_cert)["access_token"])[1]["jti"] for _ in range(3)}
+    ids = {
+        verify(client, issue(client, bound_app, client_cert)["access_token"])[1]["jti"]
+        for _ in range(3)
+    }
     assert len(ids) == 3
 
 
 def test_unflagged_secret_client_gets_no_cnf(client, make_app, jwt_settings, client_cert):
     app = make_app(None)
-    token = issue(client, app, client_cert, send_client_id=False, headers={"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)})["access_token"]
+    token = issue(
+        client,
+        app,
+        client_cert,
+        send_client_id=False,
+        headers={"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)},
+    )["access_token"]
     assert "cnf" not in verify(client, token)[1]
     assert not AccessTokenBinding.objects.exists()
 
@@ -147,7 +163,13 @@ def test_unflagged_secret_client_gets_no_cnf(client, make_app, jwt_settings, cli
 def test_flagged_secret_client_presenting_a_certificate_gets_cnf(client, make_app, jwt_settings):
     app = make_app("client_secret_basic", tls_client_certificate_bound_access_tokens=True)
     self_signed = pki.issue(pki.name(CN="whatever"))
-    token = issue(client, app, self_signed, send_client_id=False, headers={"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)})["access_token"]
+    token = issue(
+        client,
+        app,
+        self_signed,
+        send_client_id=False,
+        headers={"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)},
+    )["access_token"]
     assert verify(client, token)[1]["cnf"] == {"x5t#S256": self_signed.x5t_s256}
 
 
@@ -166,8 +188,13 @@ def test_unbound_tls_client_auth_client(client, make_app, jwt_settings, client_c
     assert "cnf" not in verify(client, issue(client, app, client_cert)["access_token"])[1]
 
 
-@pytest.mark.parametrize(("kind", "alg"), [("ec-p256", "ES256"), ("ec-p384", "ES384"), ("rsa", "PS256"), ("ed25519", "EdDSA")])
-def test_algorithm_follows_the_key(client, bound_app, jwt_settings, client_cert, tmp_path, kind, alg):
+@pytest.mark.parametrize(
+    ("kind", "alg"),
+    [("ec-p256", "ES256"), ("ec-p384", "ES384"), ("rsa", "PS256"), ("ed25519", "EdDSA")],
+)
+def test_algorithm_follows_the_key(
+    client, bound_app, jwt_settings, client_cert, tmp_path, kind, alg
+):
     path = write_key(tmp_path / f"{kind}.pem", kind)
     jwt_settings.OAUTH2_MTLS = {**jwt_settings.OAUTH2_MTLS, "JWT_SIGNING_KEYS": [str(path)]}
     header, _claims = verify(client, issue(client, bound_app, client_cert)["access_token"])
@@ -194,13 +221,20 @@ def test_several_resources_are_an_audience_array(client, bound_app, jwt_settings
         HTTP_X_SSL_CLIENT_CERT=client_cert.nginx(),
     )
     assert response.status_code == 200, response.content
-    _header, claims = verify(client, response.json()["access_token"], audience="https://b.example.com/")
+    _header, claims = verify(
+        client, response.json()["access_token"], audience="https://b.example.com/"
+    )
     assert claims["aud"] == ["https://a.example.com/", "https://b.example.com/"]
 
 
 def test_jwt_resources_refuses_an_unlisted_resource(client, bound_app, jwt_settings, client_cert):
-    jwt_settings.OAUTH2_MTLS = {**jwt_settings.OAUTH2_MTLS, "JWT_RESOURCES": [AUDIENCE, "https://orders.example.com/"]}
-    response = token_request(client, bound_app, client_cert, data={"resource": "https://evil.example.com/"})
+    jwt_settings.OAUTH2_MTLS = {
+        **jwt_settings.OAUTH2_MTLS,
+        "JWT_RESOURCES": [AUDIENCE, "https://orders.example.com/"],
+    }
+    response = token_request(
+        client, bound_app, client_cert, data={"resource": "https://evil.example.com/"}
+    )
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert response["Cache-Control"] == "no-store" and response["Pragma"] == "no-cache"
@@ -211,7 +245,9 @@ def test_jwt_resources_refuses_an_unlisted_resource(client, bound_app, jwt_setti
 
 def test_jwt_resources_applies_to_opaque_tokens_too(client, bound_app, mtls_settings, client_cert):
     mtls_settings.OAUTH2_MTLS = {**mtls_settings.OAUTH2_MTLS, "JWT_RESOURCES": [AUDIENCE]}
-    response = token_request(client, bound_app, client_cert, data={"resource": "https://evil.example.com/"})
+    response = token_request(
+        client, bound_app, client_cert, data={"resource": "https://evil.example.com/"}
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_target"
     token = issue(client, bound_app, client_cert, data={"resource": AUDIENCE})["access_token"]
     assert token.count(".") == 0
@@ -222,7 +258,15 @@ def test_jwt_resources_applies_to_opaque_tokens_too(client, bound_app, mtls_sett
 
 def extra_claims(request: Any, claims: dict[str, Any]) -> dict[str, Any]:
     """JWT_EXTRA_CLAIMS for the tests: tries to override registered claims, adds two."""
-    return {"tenant": "acme", "client_name": request.client.name, "sub": "someone-else", "aud": "x", "cnf": {}, "iss": "evil", "scope_seen": claims["scope"]}
+    return {
+        "tenant": "acme",
+        "client_name": request.client.name,
+        "sub": "someone-else",
+        "aud": "x",
+        "cnf": {},
+        "iss": "evil",
+        "scope_seen": claims["scope"],
+    }
 
 
 def broken_extra_claims(request: Any, claims: dict[str, Any]) -> dict[str, Any]:
@@ -230,16 +274,30 @@ def broken_extra_claims(request: Any, claims: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_extra_claims_add_but_never_override(client, bound_app, jwt_settings, client_cert, caplog):
-    jwt_settings.OAUTH2_MTLS = {**jwt_settings.OAUTH2_MTLS, "JWT_EXTRA_CLAIMS": f"{__name__}.extra_claims"}
+    jwt_settings.OAUTH2_MTLS = {
+        **jwt_settings.OAUTH2_MTLS,
+        "JWT_EXTRA_CLAIMS": f"{__name__}.extra_claims",
+    }
     _header, claims = verify(client, issue(client, bound_app, client_cert)["access_token"])
-    assert claims["tenant"] == "acme" and claims["client_name"] == bound_app.name and claims["scope_seen"] == "read"
-    assert claims["sub"] == bound_app.client_id and claims["aud"] == AUDIENCE and claims["iss"] == ISSUER
+    assert (
+        claims["tenant"] == "acme"
+        and claims["client_name"] == bound_app.name
+        and claims["scope_seen"] == "read"
+    )
+    assert (
+        claims["sub"] == bound_app.client_id
+        and claims["aud"] == AUDIENCE
+        and claims["iss"] == ISSUER
+    )
     assert claims["cnf"] == {"x5t#S256": client_cert.x5t_s256}
     assert "cannot set registered claims" in caplog.text
 
 
 def test_a_failing_extra_claims_hook_issues_nothing(client, bound_app, jwt_settings, client_cert):
-    jwt_settings.OAUTH2_MTLS = {**jwt_settings.OAUTH2_MTLS, "JWT_EXTRA_CLAIMS": f"{__name__}.broken_extra_claims"}
+    jwt_settings.OAUTH2_MTLS = {
+        **jwt_settings.OAUTH2_MTLS,
+        "JWT_EXTRA_CLAIMS": f"{__name__}.broken_extra_claims",
+    }
     response = token_request(client, bound_app, client_cert)
     assert response.status_code == 503 and response.json()["error"] == "temporarily_unavailable"
     assert not AccessToken.objects.exists()
@@ -249,7 +307,9 @@ def test_a_failing_extra_claims_hook_issues_nothing(client, bound_app, jwt_setti
 
 
 @pytest.mark.parametrize("missing", ["keys", "issuer", "audience", "unreadable"])
-def test_nothing_to_sign_with_is_a_503_not_a_500(client, bound_app, jwt_settings, client_cert, missing, caplog, tmp_path):
+def test_nothing_to_sign_with_is_a_503_not_a_500(
+    client, bound_app, jwt_settings, client_cert, missing, caplog, tmp_path
+):
     if missing == "keys":
         jwt_settings.OAUTH2_MTLS = {**jwt_settings.OAUTH2_MTLS, "JWT_SIGNING_KEYS": []}
     elif missing == "issuer":
@@ -257,7 +317,10 @@ def test_nothing_to_sign_with_is_a_503_not_a_500(client, bound_app, jwt_settings
     elif missing == "audience":
         jwt_settings.OAUTH2_MTLS = {**jwt_settings.OAUTH2_MTLS, "JWT_AUDIENCE": None}
     else:
-        jwt_settings.OAUTH2_MTLS = {**jwt_settings.OAUTH2_MTLS, "JWT_SIGNING_KEYS": [str(tmp_path / "absent.pem")]}
+        jwt_settings.OAUTH2_MTLS = {
+            **jwt_settings.OAUTH2_MTLS,
+            "JWT_SIGNING_KEYS": [str(tmp_path / "absent.pem")],
+        }
     client.raise_request_exception = False
     response = token_request(client, bound_app, client_cert)
     assert response.status_code == 503, response.content
@@ -270,7 +333,9 @@ def test_nothing_to_sign_with_is_a_503_not_a_500(client, bound_app, jwt_settings
 # --- per-client format ------------------------------------------------------------------------
 
 
-def test_per_client_format_overrides_the_setting(client, make_app, mtls_settings, jwt_settings, client_cert):
+def test_per_client_format_overrides_the_setting(
+    client, make_app, mtls_settings, jwt_settings, client_cert
+):
     app = make_app(tls_client_auth_san_dns="client-one.example.com")
     MTLSClient.objects.filter(application=app).update(access_token_format="opaque")
     opaque = issue(client, app, client_cert)["access_token"]
@@ -294,17 +359,29 @@ def test_opaque_format_is_unchanged(client, bound_app, mtls_settings, client_cer
 
 @pytest.fixture
 def code_app(make_app: Any) -> Any:
-    return make_app(tls_client_auth_san_dns="client-one.example.com", grant_type="authorization-code", tls_client_certificate_bound_access_tokens=True)
+    return make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        grant_type="authorization-code",
+        tls_client_certificate_bound_access_tokens=True,
+    )
 
 
 def code_tokens(client: Any, app: Any, cert: Any, user: Any, **extra: str) -> dict[str, Any]:
     code, verifier = authorization_code(client, app, user)
-    data = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier, "redirect_uri": "https://client.example/cb", **extra}
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": verifier,
+        "redirect_uri": "https://client.example/cb",
+        **extra,
+    }
     return issue(client, app, cert, data=data)
 
 
 def refresh(client: Any, app: Any, cert: Any, refresh_token: str) -> dict[str, Any]:
-    return issue(client, app, cert, data={"grant_type": "refresh_token", "refresh_token": refresh_token})
+    return issue(
+        client, app, cert, data={"grant_type": "refresh_token", "refresh_token": refresh_token}
+    )
 
 
 def test_authorization_code_token_names_the_user(client, code_app, jwt_settings, client_cert, user):
@@ -315,9 +392,15 @@ def test_authorization_code_token_names_the_user(client, code_app, jwt_settings,
     assert "." not in tokens["refresh_token"]  # refresh tokens stay DOT's
 
 
-def test_rotating_refresh_issues_a_new_jwt_bound_to_the_new_certificate(client, code_app, jwt_settings, client_cert, root_ca, user):
+def test_rotating_refresh_issues_a_new_jwt_bound_to_the_new_certificate(
+    client, code_app, jwt_settings, client_cert, root_ca, user
+):
     tokens = code_tokens(client, code_app, client_cert, user)
-    renewed = pki.issue(pki.name(C="DE", O="Example, Inc.", CN="client-one"), issuer=root_ca, dns=("client-one.example.com",))
+    renewed = pki.issue(
+        pki.name(C="DE", O="Example, Inc.", CN="client-one"),
+        issuer=root_ca,
+        dns=("client-one.example.com",),
+    )
     body = refresh(client, code_app, renewed, tokens["refresh_token"])
     assert body["refresh_token"] != tokens["refresh_token"]
     _header, claims = verify(client, body["access_token"])
@@ -327,10 +410,16 @@ def test_rotating_refresh_issues_a_new_jwt_bound_to_the_new_certificate(client, 
     assert AccessToken.objects.get().token_checksum == checksum(body["access_token"])
 
 
-def test_in_place_refresh_issues_a_new_jwt(client, code_app, jwt_settings, client_cert, root_ca, user):
+def test_in_place_refresh_issues_a_new_jwt(
+    client, code_app, jwt_settings, client_cert, root_ca, user
+):
     jwt_settings.OAUTH2_PROVIDER = {**jwt_settings.OAUTH2_PROVIDER, "ROTATE_REFRESH_TOKEN": False}
     tokens = code_tokens(client, code_app, client_cert, user)
-    renewed = pki.issue(pki.name(C="DE", O="Example, Inc.", CN="client-one"), issuer=root_ca, dns=("client-one.example.com",))
+    renewed = pki.issue(
+        pki.name(C="DE", O="Example, Inc.", CN="client-one"),
+        issuer=root_ca,
+        dns=("client-one.example.com",),
+    )
     body = refresh(client, code_app, renewed, tokens["refresh_token"])
     assert body["refresh_token"] == tokens["refresh_token"]
     assert body["access_token"] != tokens["access_token"]
@@ -343,16 +432,31 @@ def test_in_place_refresh_issues_a_new_jwt(client, code_app, jwt_settings, clien
 
 
 def test_refresh_keeps_the_resource_audience(client, code_app, jwt_settings, client_cert, user):
-    tokens = code_tokens(client, code_app, client_cert, user, resource="https://orders.example.com/")
-    assert verify(client, tokens["access_token"], audience="https://orders.example.com/")[1]["aud"] == "https://orders.example.com/"
+    tokens = code_tokens(
+        client, code_app, client_cert, user, resource="https://orders.example.com/"
+    )
+    assert (
+        verify(client, tokens["access_token"], audience="https://orders.example.com/")[1]["aud"]
+        == "https://orders.example.com/"
+    )
     body = refresh(client, code_app, client_cert, tokens["refresh_token"])
-    assert verify(client, body["access_token"], audience="https://orders.example.com/")[1]["aud"] == "https://orders.example.com/"
+    assert (
+        verify(client, body["access_token"], audience="https://orders.example.com/")[1]["aud"]
+        == "https://orders.example.com/"
+    )
     # The refresh token keeps DOT's resource (the request's), never JWT_AUDIENCE.
-    assert get_refresh_token_model().objects.get(revoked__isnull=True).resource == ["https://orders.example.com/"]
+    assert get_refresh_token_model().objects.get(revoked__isnull=True).resource == [
+        "https://orders.example.com/"
+    ]
 
 
-def test_hashed_token_storage_stores_the_checksum_of_the_jws(client, bound_app, jwt_settings, client_cert):
-    jwt_settings.OAUTH2_PROVIDER = {**jwt_settings.OAUTH2_PROVIDER, "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True}
+def test_hashed_token_storage_stores_the_checksum_of_the_jws(
+    client, bound_app, jwt_settings, client_cert
+):
+    jwt_settings.OAUTH2_PROVIDER = {
+        **jwt_settings.OAUTH2_PROVIDER,
+        "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    }
     token = issue(client, bound_app, client_cert)["access_token"]
     stored = AccessToken.objects.get()
     assert stored.token == "" and stored.token_checksum == checksum(token)
@@ -360,12 +464,24 @@ def test_hashed_token_storage_stores_the_checksum_of_the_jws(client, bound_app, 
 
 
 def test_implicit_front_channel_tokens_stay_opaque(client, make_app, jwt_settings, user, settings):
-    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "ALLOWED_REDIRECT_URI_SCHEMES": ["https"]}
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    }
     app = make_app("none", client_type="public", grant_type="implicit")
     app.skip_authorization = True
     app.save()
     client.force_login(user)
-    response = client.get("/o/authorize/", {"response_type": "token", "client_id": app.client_id, "redirect_uri": "https://client.example/cb", "scope": "read", "grant_type": "authorization_code"})
+    response = client.get(
+        "/o/authorize/",
+        {
+            "response_type": "token",
+            "client_id": app.client_id,
+            "redirect_uri": "https://client.example/cb",
+            "scope": "read",
+            "grant_type": "authorization_code",
+        },
+    )
     assert response.status_code == 302, response.content
     fragment = response["Location"].split("#", 1)[1]
     token = dict(part.split("=", 1) for part in fragment.split("&"))["access_token"]
@@ -376,7 +492,13 @@ def test_implicit_front_channel_tokens_stay_opaque(client, make_app, jwt_setting
 
 
 def introspect(client: Any, app: Any, cert: Any, token: str) -> dict[str, Any]:
-    return post_form(client, "/o/introspect/", {"token": token, "client_id": app.client_id}, REMOTE_ADDR="127.0.0.1", HTTP_X_SSL_CLIENT_CERT=cert.nginx()).json()
+    return post_form(
+        client,
+        "/o/introspect/",
+        {"token": token, "client_id": app.client_id},
+        REMOTE_ADDR="127.0.0.1",
+        HTTP_X_SSL_CLIENT_CERT=cert.nginx(),
+    ).json()
 
 
 def test_introspection_of_a_jwt(client, bound_app, jwt_settings, client_cert):
@@ -388,7 +510,13 @@ def test_introspection_of_a_jwt(client, bound_app, jwt_settings, client_cert):
 
 def test_revocation_of_a_jwt(client, bound_app, jwt_settings, client_cert):
     token = issue(client, bound_app, client_cert)["access_token"]
-    response = post_form(client, "/o/revoke_token/", {"token": token, "client_id": bound_app.client_id}, REMOTE_ADDR="127.0.0.1", HTTP_X_SSL_CLIENT_CERT=client_cert.nginx())
+    response = post_form(
+        client,
+        "/o/revoke_token/",
+        {"token": token, "client_id": bound_app.client_id},
+        REMOTE_ADDR="127.0.0.1",
+        HTTP_X_SSL_CLIENT_CERT=client_cert.nginx(),
+    )
     assert response.status_code == 200
     assert not AccessToken.objects.exists()
     assert introspect(client, bound_app, client_cert, token) == {"active": False}
@@ -398,7 +526,9 @@ def test_the_jws_never_reaches_the_log(client, bound_app, jwt_settings, client_c
     # Our loggers only: oauthlib's own DEBUG log prints every token it issues, opaque or not.
     with caplog.at_level("DEBUG", logger="django_oauth_mtls"):
         token = issue(client, bound_app, client_cert)["access_token"]
-    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("django_oauth_mtls"))
+    ours = "\n".join(
+        r.getMessage() for r in caplog.records if r.name.startswith("django_oauth_mtls")
+    )
     assert "access-token key loaded" in ours
     assert token.split(".")[1] not in ours and token.split(".")[2] not in ours
 
@@ -422,7 +552,10 @@ def test_override_settings_resets_the_keys(signing_pem):
 
 
 def test_grace_period_retry_returns_the_same_jwt(client, code_app, jwt_settings, client_cert, user):
-    jwt_settings.OAUTH2_PROVIDER = {**jwt_settings.OAUTH2_PROVIDER, "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 120}
+    jwt_settings.OAUTH2_PROVIDER = {
+        **jwt_settings.OAUTH2_PROVIDER,
+        "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 120,
+    }
     tokens = code_tokens(client, code_app, client_cert, user)
     first = refresh(client, code_app, client_cert, tokens["refresh_token"])
     again = refresh(client, code_app, client_cert, tokens["refresh_token"])
@@ -430,14 +563,28 @@ def test_grace_period_retry_returns_the_same_jwt(client, code_app, jwt_settings,
     verify(client, again["access_token"])
 
 
-def test_jwt_resources_refuses_a_resource_inherited_from_the_grant(client, code_app, jwt_settings, client_cert, user):
+def test_jwt_resources_refuses_a_resource_inherited_from_the_grant(
+    client, code_app, jwt_settings, client_cert, user
+):
     code, verifier = authorization_code(client, code_app, user)
     from oauth2_provider.models import get_grant_model
 
     get_grant_model().objects.update(resource=["https://legacy.example.com/"])
     jwt_settings.OAUTH2_MTLS = {**jwt_settings.OAUTH2_MTLS, "JWT_RESOURCES": [AUDIENCE]}
-    response = token_request(client, code_app, client_cert, data={"grant_type": "authorization_code", "code": code, "code_verifier": verifier, "redirect_uri": "https://client.example/cb"})
+    response = token_request(
+        client,
+        code_app,
+        client_cert,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": "https://client.example/cb",
+        },
+    )
     assert response.status_code == 400, response.content
     assert response.json()["error"] == "invalid_target"
-    assert response["Content-Type"] == "application/json" and response["Cache-Control"] == "no-store"
+    assert (
+        response["Content-Type"] == "application/json" and response["Cache-Control"] == "no-store"
+    )
     assert not AccessToken.objects.exists()

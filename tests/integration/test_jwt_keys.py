@@ -51,13 +51,20 @@ def key_clock(monkeypatch: Any) -> Any:
 
 @pytest.fixture
 def bound_app(make_app: Any) -> Any:
-    return make_app(tls_client_auth_san_dns="client-one.example.com", tls_client_certificate_bound_access_tokens=True)
+    return make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        tls_client_certificate_bound_access_tokens=True,
+    )
 
 
 @pytest.fixture
 def jwt_mode(mtls_settings: Any) -> Any:
     mtls_settings.OAUTH2_PROVIDER = {**mtls_settings.OAUTH2_PROVIDER, "OIDC_ISS_ENDPOINT": ISSUER}
-    mtls_settings.OAUTH2_MTLS = {**mtls_settings.OAUTH2_MTLS, "ACCESS_TOKEN_FORMAT": "jwt", "JWT_AUDIENCE": AUDIENCE}
+    mtls_settings.OAUTH2_MTLS = {
+        **mtls_settings.OAUTH2_MTLS,
+        "ACCESS_TOKEN_FORMAT": "jwt",
+        "JWT_AUDIENCE": AUDIENCE,
+    }
     return mtls_settings
 
 
@@ -88,7 +95,9 @@ def listing(settings: Any) -> str:
 
 def rsa_pem() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 # --- the JWK set -----------------------------------------------------------------------------------
@@ -99,7 +108,10 @@ def test_jwk_set_with_oidc_off(client, jwt_mode, tmp_path):
     keys(jwt_mode, [a], [b, a])  # a key listed twice is published once
     response = client.get(JWKS_URL)
     assert response.status_code == 200
-    assert response["Cache-Control"] == "public, max-age=3600, stale-while-revalidate=3600, stale-if-error=3600"
+    assert (
+        response["Cache-Control"]
+        == "public, max-age=3600, stale-while-revalidate=3600, stale-if-error=3600"
+    )
     assert response["Access-Control-Allow-Origin"] == "*"
     published = response.json()["keys"]
     assert [key["alg"] for key in published] == ["ES256", "PS256"]
@@ -111,7 +123,12 @@ def test_jwk_set_with_oidc_off(client, jwt_mode, tmp_path):
 
 def test_jwk_set_with_oidc_on_has_dot_key_first(client, jwt_mode, tmp_path):
     oidc_pem = rsa_pem()
-    jwt_mode.OAUTH2_PROVIDER = {**jwt_mode.OAUTH2_PROVIDER, "OIDC_ENABLED": True, "OIDC_RSA_PRIVATE_KEY": oidc_pem, "OIDC_JWKS_MAX_AGE_SECONDS": 600}
+    jwt_mode.OAUTH2_PROVIDER = {
+        **jwt_mode.OAUTH2_PROVIDER,
+        "OIDC_ENABLED": True,
+        "OIDC_RSA_PRIVATE_KEY": oidc_pem,
+        "OIDC_JWKS_MAX_AGE_SECONDS": 600,
+    }
     keys(jwt_mode, [write_key(tmp_path / "a.pem")])
     response = client.get(JWKS_URL)
     assert response["Cache-Control"].startswith("public, max-age=600,")
@@ -123,12 +140,19 @@ def test_jwk_set_with_oidc_on_has_dot_key_first(client, jwt_mode, tmp_path):
 def test_jwk_set_max_age_follows_dot(client, jwt_mode, tmp_path):
     jwt_mode.OAUTH2_PROVIDER = {**jwt_mode.OAUTH2_PROVIDER, "OIDC_JWKS_MAX_AGE_SECONDS": 60}
     keys(jwt_mode, [write_key(tmp_path / "a.pem")])
-    assert client.get(JWKS_URL)["Cache-Control"] == "public, max-age=60, stale-while-revalidate=60, stale-if-error=60"
+    assert (
+        client.get(JWKS_URL)["Cache-Control"]
+        == "public, max-age=60, stale-while-revalidate=60, stale-if-error=60"
+    )
 
 
 def jwk_thumbprint(key: dict[str, Any]) -> str:
     """RFC 7638 §3, computed here independently of jwcrypto."""
-    required = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}[key["kty"]]
+    required = {
+        "EC": ("crv", "kty", "x", "y"),
+        "RSA": ("e", "kty", "n"),
+        "OKP": ("crv", "kty", "x"),
+    }[key["kty"]]
     canonical = "{" + ",".join(f'"{name}":"{key[name]}"' for name in required) + "}"
     digest = hashlib.sha256(canonical.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -149,9 +173,14 @@ def test_rotation_walk(client, bound_app, jwt_mode, client_cert, tmp_path, key_c
     new_kid = generate(new_path, "--type", "ec-p384")
     keys(jwt_mode, [old_path], [Path(str(new_path) + ".pub")])
     assert kids(client) == [old_kid, new_kid]
-    assert verify(client, issue(client, bound_app, client_cert)["access_token"])[0]["kid"] == old_kid
+    assert (
+        verify(client, issue(client, bound_app, client_cert)["access_token"])[0]["kid"] == old_kid
+    )
     text = listing(jwt_mode)
-    assert f"kid={old_kid}" in text and f"published  JWT_PUBLISHED_KEYS {new_path}.pub kid={new_kid}" in text
+    assert (
+        f"kid={old_kid}" in text
+        and f"published  JWT_PUBLISHED_KEYS {new_path}.pub kid={new_kid}" in text
+    )
 
     # 2. (after the JWK set's max-age) the new key signs; the old one stays published.
     keys(jwt_mode, [new_path], [old_path])
@@ -170,7 +199,9 @@ def test_rotation_walk(client, bound_app, jwt_mode, client_cert, tmp_path, key_c
     verify(client, second)
 
 
-def test_a_replaced_key_file_is_picked_up_without_a_restart(client, bound_app, jwt_mode, client_cert, tmp_path, key_clock):
+def test_a_replaced_key_file_is_picked_up_without_a_restart(
+    client, bound_app, jwt_mode, client_cert, tmp_path, key_clock
+):
     current = tmp_path / "current.pem"
     write_key(current)
     keys(jwt_mode, [current])
@@ -185,7 +216,9 @@ def test_a_replaced_key_file_is_picked_up_without_a_restart(client, bound_app, j
     assert kids(client) == [header["kid"]]
 
 
-def test_a_broken_replacement_is_skipped_and_logged(client, bound_app, jwt_mode, client_cert, tmp_path, key_clock, caplog):
+def test_a_broken_replacement_is_skipped_and_logged(
+    client, bound_app, jwt_mode, client_cert, tmp_path, key_clock, caplog
+):
     current, spare = write_key(tmp_path / "current.pem"), write_key(tmp_path / "spare.pem")
     keys(jwt_mode, [current, spare])
     assert len(kids(client)) == 2
@@ -200,7 +233,10 @@ def test_a_broken_replacement_is_skipped_and_logged(client, bound_app, jwt_mode,
 # --- mtls_jwt_key ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kind", "alg"), [("ec-p256", "ES256"), ("ec-p384", "ES384"), ("rsa", "PS256"), ("ed25519", "EdDSA")])
+@pytest.mark.parametrize(
+    ("kind", "alg"),
+    [("ec-p256", "ES256"), ("ec-p384", "ES384"), ("rsa", "PS256"), ("ed25519", "EdDSA")],
+)
 def test_generate_writes_a_private_key_0600_and_its_public_pem(tmp_path, kind, alg):
     path = tmp_path / "key.pem"
     out = StringIO()
@@ -260,7 +296,9 @@ def fresh_cores() -> Any:
     _forget_cached_cores()
 
 
-def test_id_token_at_hash_is_of_the_jwt(client, make_app, jwt_mode, client_cert, user, tmp_path, fresh_cores):
+def test_id_token_at_hash_is_of_the_jwt(
+    client, make_app, jwt_mode, client_cert, user, tmp_path, fresh_cores
+):
     oidc_pem = rsa_pem()
     jwt_mode.OAUTH2_PROVIDER = {
         **jwt_mode.OAUTH2_PROVIDER,
@@ -269,18 +307,41 @@ def test_id_token_at_hash_is_of_the_jwt(client, make_app, jwt_mode, client_cert,
         "SCOPES": {**jwt_mode.OAUTH2_PROVIDER["SCOPES"], "openid": "OpenID"},
     }
     keys(jwt_mode, [write_key(tmp_path / "a.pem")])
-    app = make_app(tls_client_auth_san_dns="client-one.example.com", grant_type="authorization-code", tls_client_certificate_bound_access_tokens=True)
+    app = make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        grant_type="authorization-code",
+        tls_client_certificate_bound_access_tokens=True,
+    )
     app.algorithm = "RS256"
     app.save()
     code, verifier = oidc_code(client, app, user)
-    body = issue(client, app, client_cert, data={"grant_type": "authorization_code", "code": code, "code_verifier": verifier, "redirect_uri": "https://client.example/cb"})
+    body = issue(
+        client,
+        app,
+        client_cert,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": "https://client.example/cb",
+        },
+    )
     _header, claims = verify(client, body["access_token"])
     assert claims["scope"] == "openid read" and claims["sub"] == str(user.pk)
     id_claims = assert_at_hash(client, app, body)
     assert id_claims["nonce"] == "n-1"
     assert_at_hash(client, app, body)
     # A refresh answers a new ID token too (oauthlib's OpenID refresh grant): same rule.
-    renewed = issue(client, app, client_cert, data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"], "scope": "openid read"})
+    renewed = issue(
+        client,
+        app,
+        client_cert,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": body["refresh_token"],
+            "scope": "openid read",
+        },
+    )
     assert "id_token" in renewed
     assert_at_hash(client, app, renewed)
     # DOT checks userinfo against its database, with RFC 8707's audience rule on the stored
@@ -292,7 +353,9 @@ def assert_at_hash(client: Any, app: Any, body: dict[str, Any]) -> dict[str, Any
     """The ID token verifies (PyJWT, DOT's key from our JWK set); its at_hash is of the JWS."""
     id_header = jwt.get_unverified_header(body["id_token"])
     id_key = jwt.PyJWKSet.from_dict(client.get(JWKS_URL).json())[id_header["kid"]]
-    claims = jwt.decode(body["id_token"], key=id_key, algorithms=["RS256"], audience=app.client_id, issuer=ISSUER)
+    claims = jwt.decode(
+        body["id_token"], key=id_key, algorithms=["RS256"], audience=app.client_id, issuer=ISSUER
+    )
     digest = hashlib.sha256(body["access_token"].encode()).digest()
     assert claims["at_hash"] == base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
     return claims
@@ -304,7 +367,9 @@ def oidc_code(client: Any, app: Any, user: Any) -> tuple[str, str]:
     app.save()
     client.force_login(user)
     verifier = "v" * 50
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
     response = client.get("/o/authorize/", {"response_type": "code", "client_id": app.client_id, "redirect_uri": "https://client.example/cb",
                                             "scope": "openid read", "code_challenge": challenge, "code_challenge_method": "S256", "nonce": "n-1"})  # fmt: skip
     client.logout()
@@ -313,7 +378,13 @@ def oidc_code(client: Any, app: Any, user: Any) -> tuple[str, str]:
 
 
 def userinfo(client: Any, token: str, cert: Any) -> Any:
-    return client.get("/o/userinfo/", secure=True, HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_X_SSL_CLIENT_CERT=cert.nginx(), REMOTE_ADDR="127.0.0.1")
+    return client.get(
+        "/o/userinfo/",
+        secure=True,
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+        HTTP_X_SSL_CLIENT_CERT=cert.nginx(),
+        REMOTE_ADDR="127.0.0.1",
+    )
 
 
 @pytest.mark.xfail(
@@ -322,17 +393,39 @@ def userinfo(client: Any, token: str, cert: Any) -> Any:
     "response does not make it absolute, unlike verify_request), so userinfo refuses every token "
     "with a stored resource, JWT_AUDIENCE included (docs/keys.md)",
 )
-def test_userinfo_accepts_a_jwt_whose_audience_names_it(client, make_app, jwt_mode, client_cert, user, tmp_path, fresh_cores):
+def test_userinfo_accepts_a_jwt_whose_audience_names_it(
+    client, make_app, jwt_mode, client_cert, user, tmp_path, fresh_cores
+):
     jwt_mode.OAUTH2_PROVIDER = {**jwt_mode.OAUTH2_PROVIDER, "OIDC_ENABLED": True, "OIDC_RSA_PRIVATE_KEY": rsa_pem(),
                                 "SCOPES": {**jwt_mode.OAUTH2_PROVIDER["SCOPES"], "openid": "OpenID"}}  # fmt: skip
-    jwt_mode.OAUTH2_MTLS = {**jwt_mode.OAUTH2_MTLS, "JWT_AUDIENCE": [AUDIENCE, "https://testserver/o/userinfo/"]}
+    jwt_mode.OAUTH2_MTLS = {
+        **jwt_mode.OAUTH2_MTLS,
+        "JWT_AUDIENCE": [AUDIENCE, "https://testserver/o/userinfo/"],
+    }
     keys(jwt_mode, [write_key(tmp_path / "a.pem")])
-    app = make_app(tls_client_auth_san_dns="client-one.example.com", grant_type="authorization-code", tls_client_certificate_bound_access_tokens=True)
+    app = make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        grant_type="authorization-code",
+        tls_client_certificate_bound_access_tokens=True,
+    )
     app.algorithm = "RS256"
     app.save()
     code, verifier = oidc_code(client, app, user)
-    body = issue(client, app, client_cert, data={"grant_type": "authorization_code", "code": code, "code_verifier": verifier, "redirect_uri": "https://client.example/cb"})
-    assert verify(client, body["access_token"])[1]["aud"] == [AUDIENCE, "https://testserver/o/userinfo/"]
+    body = issue(
+        client,
+        app,
+        client_cert,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": "https://client.example/cb",
+        },
+    )
+    assert verify(client, body["access_token"])[1]["aud"] == [
+        AUDIENCE,
+        "https://testserver/o/userinfo/",
+    ]
     response = userinfo(client, body["access_token"], client_cert)
     assert response.status_code == 200, response.content
     assert response.json()["sub"] == str(user.pk)
@@ -341,16 +434,25 @@ def test_userinfo_accepts_a_jwt_whose_audience_names_it(client, make_app, jwt_mo
 # --- device code (RFC 8628) ---------------------------------------------------------------------
 
 
-def test_device_flow_issues_a_bound_jwt(client, make_app, jwt_mode, client_cert, user, tmp_path, settings):
+def test_device_flow_issues_a_bound_jwt(
+    client, make_app, jwt_mode, client_cert, user, tmp_path, settings
+):
     """The whole device flow through the real endpoints (validator_device makes DOT 3.4.1 finish
     it under oauthlib 4): the polled token is a JWT for the user, bound."""
     from tests.integration import test_device_flow as device
     from tests.integration.conftest import _forget_cached_cores
 
     _forget_cached_cores()
-    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "OAUTH_DEVICE_VERIFICATION_URI": "https://as.example/device"}
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "OAUTH_DEVICE_VERIFICATION_URI": "https://as.example/device",
+    }
     keys(jwt_mode, [write_key(tmp_path / "a.pem")])
-    app = make_app(grant_type=device.DEVICE_GRANT, tls_client_auth_san_dns=device.SAN, tls_client_certificate_bound_access_tokens=True)
+    app = make_app(
+        grant_type=device.DEVICE_GRANT,
+        tls_client_auth_san_dns=device.SAN,
+        tls_client_certificate_bound_access_tokens=True,
+    )
     try:
         data = device.authorize_device(client, app, client_cert, scope="read")
         device.decide(client, user, data["user_code"], "accept")
@@ -363,7 +465,9 @@ def test_device_flow_issues_a_bound_jwt(client, make_app, jwt_mode, client_cert,
     assert claims["cnf"] == {"x5t#S256": client_cert.x5t_s256} and claims["scope"] == "read"
 
 
-def test_device_code_token_is_minted_at_save(make_app, jwt_mode, client_cert, user, tmp_path, client):
+def test_device_code_token_is_minted_at_save(
+    make_app, jwt_mode, client_cert, user, tmp_path, client
+):
     """The validator hooks alone (validate_grant_type, then save_bearer_token): the token DOT
     stores is a JWT for the user."""
     from oauthlib.common import Request
@@ -372,15 +476,29 @@ def test_device_code_token_is_minted_at_save(make_app, jwt_mode, client_cert, us
 
     keys(jwt_mode, [write_key(tmp_path / "a.pem")])
     grant = "urn:ietf:params:oauth:grant-type:device_code"
-    app = make_app(tls_client_auth_san_dns="client-one.example.com", grant_type=grant, tls_client_certificate_bound_access_tokens=True)
+    app = make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        grant_type=grant,
+        tls_client_certificate_bound_access_tokens=True,
+    )
     body = f"grant_type={grant}&device_code=x&client_id={app.client_id}"
-    request = Request("https://testserver/o/token/", "POST", body, {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_SSL_CLIENT_CERT": client_cert.nginx()})
+    request = Request(
+        "https://testserver/o/token/",
+        "POST",
+        body,
+        {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_SSL_CLIENT_CERT": client_cert.nginx()},
+    )
     validator = MTLSOAuth2Validator()
     assert validator.authenticate_client(request) is True
     assert validator.validate_grant_type(app.client_id, grant, request.client, request) is True
     request.user = user
     request.scopes = ["read"]
-    token = {"access_token": "opaque-value", "expires_in": 3600, "token_type": "Bearer", "scope": "read"}
+    token = {
+        "access_token": "opaque-value",
+        "expires_in": 3600,
+        "token_type": "Bearer",
+        "scope": "read",
+    }
     validator.save_bearer_token(token, request)
     _header, claims = verify(client, token["access_token"])
     assert claims["sub"] == str(user.pk) and claims["cnf"] == {"x5t#S256": client_cert.x5t_s256}
@@ -396,7 +514,12 @@ def test_unknown_resource_at_the_device_grant_is_invalid_target(make_app, jwt_mo
     grant = "urn:ietf:params:oauth:grant-type:device_code"
     app = make_app(tls_client_auth_san_dns="client-one.example.com", grant_type=grant)
     body = f"grant_type={grant}&device_code=x&client_id={app.client_id}&resource=https%3A%2F%2Fevil.example%2F"
-    request = Request("https://testserver/o/token/", "POST", body, {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_SSL_CLIENT_CERT": client_cert.nginx()})
+    request = Request(
+        "https://testserver/o/token/",
+        "POST",
+        body,
+        {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_SSL_CLIENT_CERT": client_cert.nginx()},
+    )
     validator = MTLSOAuth2Validator()
     assert validator.authenticate_client(request) is True
     with pytest.raises(InvalidTargetError):

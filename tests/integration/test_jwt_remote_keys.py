@@ -95,7 +95,9 @@ def get(client: Any, token: str, cert: pki.Issued) -> int:
     return int(response.status_code)
 
 
-def test_fetched_once_then_cached(client, remote, server, first, client_cert, clock, django_assert_num_queries):
+def test_fetched_once_then_cached(
+    client, remote, server, first, client_cert, clock, django_assert_num_queries
+):
     token = first.token(x5t=client_cert.x5t_s256)
     assert get(client, token, client_cert) == 200
     with django_assert_num_queries(0):
@@ -115,7 +117,9 @@ def test_the_set_is_shared_through_the_django_cache(client, remote, server, firs
     assert server.hits[PATH] == 1
 
 
-def test_unknown_kid_refetches_at_most_once_per_interval(client, remote, server, first, second, client_cert, clock, reasons):
+def test_unknown_kid_refetches_at_most_once_per_interval(
+    client, remote, server, first, second, client_cert, clock, reasons
+):
     assert get(client, first.token(x5t=client_cert.x5t_s256), client_cert) == 200
     stranger = Signer("ec", kid="nobody")
     assert get(client, stranger.token(x5t=client_cert.x5t_s256), client_cert) == 401
@@ -145,14 +149,18 @@ def test_rotation_mid_run(client, remote, server, first, second, client_cert, cl
     assert get(client, second.token(x5t=client_cert.x5t_s256), client_cert) == 200
 
 
-def test_outage_keeps_the_last_good_set_for_24_hours(client, remote, server, first, client_cert, clock, caplog, reasons):
+def test_outage_keeps_the_last_good_set_for_24_hours(
+    client, remote, server, first, client_cert, clock, caplog, reasons
+):
     assert get(client, first.token(x5t=client_cert.x5t_s256), client_cert) == 200
     server.serve(PATH, Route(status=503, body=b"down"))
     clock.advance(301)
     with caplog.at_level(logging.WARNING, logger="django_oauth_mtls"):
         assert get(client, first.token(x5t=client_cert.x5t_s256), client_cert) == 200
         assert get(client, first.token(x5t=client_cert.x5t_s256), client_cert) == 200
-    warnings = [r.getMessage() for r in caplog.records if "AS JWK set fetch failed" in r.getMessage()]
+    warnings = [
+        r.getMessage() for r in caplog.records if "AS JWK set fetch failed" in r.getMessage()
+    ]
     assert len(warnings) == 1 and "keeps serving" in warnings[0]
     assert server.hits[PATH] == 2  # one re-fetch per interval, however many requests
     clock.advance(31)
@@ -177,7 +185,9 @@ def test_never_fetched_is_keys_unavailable(client, remote, server, first, client
     assert reasons == ["jwt_keys_unavailable"] * 2
 
 
-def test_the_as_certificate_is_verified_with_the_ca_bundle(client, remote, server, first, client_cert, tmp_path, reasons):
+def test_the_as_certificate_is_verified_with_the_ca_bundle(
+    client, remote, server, first, client_cert, tmp_path, reasons
+):
     other = tmp_path / "other-ca.pem"
     other.write_text(pki.make_ca("Another CA").pem)
     remote.OAUTH2_MTLS = {**remote.OAUTH2_MTLS, "RESOURCE_SERVER_CA_BUNDLE": str(other)}
@@ -193,7 +203,9 @@ def test_the_as_certificate_is_verified_with_the_ca_bundle(client, remote, serve
         {"not": "a set"},
     ],
 )
-def test_a_set_without_usable_keys_is_no_set(client, remote, server, first, client_cert, document, reasons):
+def test_a_set_without_usable_keys_is_no_set(
+    client, remote, server, first, client_cert, document, reasons
+):
     server.serve_json(PATH, document)
     assert get(client, first.token(x5t=client_cert.x5t_s256), client_cert) == 401
     assert reasons == ["jwt_keys_unavailable"]
@@ -205,7 +217,9 @@ def test_the_jwk_alg_pins_the_key(client, remote, server, second, client_cert):
     assert get(client, second.token(x5t=client_cert.x5t_s256, alg="RS256"), client_cert) == 401
 
 
-def test_user_is_none_by_default_with_remote_keys(client, remote, first, client_cert, user, django_assert_num_queries):
+def test_user_is_none_by_default_with_remote_keys(
+    client, remote, first, client_cert, user, django_assert_num_queries
+):
     with django_assert_num_queries(0):
         response = client.get(
             WHOAMI,
@@ -216,7 +230,9 @@ def test_user_is_none_by_default_with_remote_keys(client, remote, first, client_
     assert response.status_code == 200 and "username" not in response.json()
 
 
-def test_a_set_another_process_fetched_serves_this_one(client, remote, server, first, second, client_cert, clock):
+def test_a_set_another_process_fetched_serves_this_one(
+    client, remote, server, first, second, client_cert, clock
+):
     """Two workers: A re-fetches for a new kid; B, with its older copy, finds A's set in the
     shared cache at its own unknown kid, with no fetch of its own."""
     assert get(client, first.token(x5t=client_cert.x5t_s256), client_cert) == 200

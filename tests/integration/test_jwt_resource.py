@@ -122,8 +122,12 @@ FORGED: list[tuple[str, Any, str, int, str | None]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("case", "make", "cert", "status", "reason"), FORGED, ids=[row[0] for row in FORGED])
-def test_forged_tokens(client, jwt_mode, signer, client_cert, other_cert, refusals, case, make, cert, status, reason):
+@pytest.mark.parametrize(
+    ("case", "make", "cert", "status", "reason"), FORGED, ids=[row[0] for row in FORGED]
+)
+def test_forged_tokens(
+    client, jwt_mode, signer, client_cert, other_cert, refusals, case, make, cert, status, reason
+):
     token = make(signer, client_cert)
     presented = {"own": client_cert, "other": other_cert, "none": None}[cert]
     response = get(client, WHOAMI, token, presented)
@@ -137,8 +141,13 @@ def test_forged_tokens(client, jwt_mode, signer, client_cert, other_cert, refusa
     print(f"| {case} | {response.status_code} | {reason or '-'} |")  # the table, with pytest -s
 
 
-def test_an_opaque_token_at_a_jwt_mode_resource(client, make_app, mtls_settings, settings, tmp_path, signer, client_cert, refusals):
-    app = make_app(tls_client_auth_san_dns="client-one.example.com", tls_client_certificate_bound_access_tokens=True)
+def test_an_opaque_token_at_a_jwt_mode_resource(
+    client, make_app, mtls_settings, settings, tmp_path, signer, client_cert, refusals
+):
+    app = make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        tls_client_certificate_bound_access_tokens=True,
+    )
     opaque = token_request(client, app, client_cert).json()["access_token"]
     configure(settings, signer.write(tmp_path))
     assert_refused(get(client, WHOAMI, opaque, client_cert), refusals, "jwt_malformed")
@@ -162,7 +171,9 @@ def test_the_bound_refusals_carry_no_store(client, jwt_mode, signer, client_cert
 
 
 @pytest.mark.parametrize("url", [WHOAMI, ANY, DOT_PLAIN, DECORATED, MIXIN])
-def test_no_query_for_a_client_token(client, jwt_mode, signer, client_cert, url, django_assert_num_queries):
+def test_no_query_for_a_client_token(
+    client, jwt_mode, signer, client_cert, url, django_assert_num_queries
+):
     token = signer.token(x5t=client_cert.x5t_s256)
     with django_assert_num_queries(0):
         response = get(client, url, token, client_cert)
@@ -170,7 +181,9 @@ def test_no_query_for_a_client_token(client, jwt_mode, signer, client_cert, url,
 
 
 @pytest.mark.parametrize("url", [ANY, DOT_PLAIN, DECORATED, MIXIN])
-def test_the_binding_is_enforced_through_every_class(client, jwt_mode, signer, client_cert, other_cert, url, refusals):
+def test_the_binding_is_enforced_through_every_class(
+    client, jwt_mode, signer, client_cert, other_cert, url, refusals
+):
     token = signer.token(x5t=client_cert.x5t_s256)
     assert get(client, url, token, other_cert).status_code in (401, 403)  # DOT's plain view: 403
     assert [r["reason"] for r in refusals] == ["certificate_mismatch"]
@@ -196,21 +209,32 @@ def test_decorator_and_mixin_require_bound(client, jwt_mode, signer, client_cert
 # --- request.user, request.auth --------------------------------------------------------------------
 
 
-def test_user_token_loads_the_local_user_lazily(client, jwt_mode, signer, client_cert, user, django_assert_num_queries):
+def test_user_token_loads_the_local_user_lazily(
+    client, jwt_mode, signer, client_cert, user, django_assert_num_queries
+):
     token = signer.token(x5t=client_cert.x5t_s256, sub=str(user.pk))
     with django_assert_num_queries(1):  # only because the view reads request.user
         response = get(client, WHOAMI, token, client_cert)
-    assert response.json() == {"client_id": "client-1", "x5t#S256": client_cert.x5t_s256, "username": "alice"}
+    assert response.json() == {
+        "client_id": "client-1",
+        "x5t#S256": client_cert.x5t_s256,
+        "username": "alice",
+    }
     with django_assert_num_queries(0):
         assert get(client, ANY, token, client_cert).status_code == 200
 
 
-def test_user_policy_none_and_callable(client, jwt_mode, signer, client_cert, user, django_assert_num_queries):
+def test_user_policy_none_and_callable(
+    client, jwt_mode, signer, client_cert, user, django_assert_num_queries
+):
     token = signer.token(x5t=client_cert.x5t_s256, sub=str(user.pk))
     jwt_mode.OAUTH2_MTLS = {**jwt_mode.OAUTH2_MTLS, "RESOURCE_SERVER_JWT_USER": None}
     with django_assert_num_queries(0):
         assert "username" not in get(client, WHOAMI, token, client_cert).json()
-    jwt_mode.OAUTH2_MTLS = {**jwt_mode.OAUTH2_MTLS, "RESOURCE_SERVER_JWT_USER": f"{__name__}.user_from_claims"}
+    jwt_mode.OAUTH2_MTLS = {
+        **jwt_mode.OAUTH2_MTLS,
+        "RESOURCE_SERVER_JWT_USER": f"{__name__}.user_from_claims",
+    }
     assert get(client, WHOAMI, token, client_cert).json()["username"] == "alice"
 
 
@@ -221,7 +245,9 @@ def user_from_claims(claims: dict[str, Any]) -> Any:
 
 
 def test_a_user_unknown_here_is_anonymous(client, jwt_mode, signer, client_cert):
-    response = get(client, WHOAMI, signer.token(x5t=client_cert.x5t_s256, sub="999999"), client_cert)
+    response = get(
+        client, WHOAMI, signer.token(x5t=client_cert.x5t_s256, sub="999999"), client_cert
+    )
     assert response.status_code == 200 and "username" not in response.json()
 
 
@@ -229,9 +255,15 @@ def test_the_jwt_access_token(jwt_mode, signer, client_cert, make_app, django_as
     from oauth2_provider.oauth2_backends import get_oauthlib_core
 
     app = make_app(None)
-    token = signer.token(x5t=client_cert.x5t_s256, client_id=app.client_id, sub=app.client_id, scope="read write")
-    request = RequestFactory().get("/test/", HTTP_AUTHORIZATION=f"Bearer {token}", REMOTE_ADDR="127.0.0.1",
-                                   HTTP_X_SSL_CLIENT_CERT=client_cert.nginx())
+    token = signer.token(
+        x5t=client_cert.x5t_s256, client_id=app.client_id, sub=app.client_id, scope="read write"
+    )
+    request = RequestFactory().get(
+        "/test/",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+        REMOTE_ADDR="127.0.0.1",
+        HTTP_X_SSL_CLIENT_CERT=client_cert.nginx(),
+    )
     with django_assert_num_queries(0):
         valid, oauthlib_request = get_oauthlib_core().verify_request(request, scopes=["read"])
         access_token = oauthlib_request.access_token
@@ -252,12 +284,19 @@ def test_the_jwt_access_token(jwt_mode, signer, client_cert, make_app, django_as
 # --- the other modes ------------------------------------------------------------------------------
 
 
-def test_jwt_or_database_takes_both(client, make_app, mtls_settings, settings, tmp_path, signer, client_cert):
-    app = make_app(tls_client_auth_san_dns="client-one.example.com", tls_client_certificate_bound_access_tokens=True)
+def test_jwt_or_database_takes_both(
+    client, make_app, mtls_settings, settings, tmp_path, signer, client_cert
+):
+    app = make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        tls_client_certificate_bound_access_tokens=True,
+    )
     opaque = token_request(client, app, client_cert).json()["access_token"]
     configure(settings, signer.write(tmp_path), RESOURCE_SERVER_TOKEN_VALIDATION="jwt_or_database")
     assert get(client, WHOAMI, opaque, client_cert).status_code == 200
-    assert get(client, WHOAMI, signer.token(x5t=client_cert.x5t_s256), client_cert).status_code == 200
+    assert (
+        get(client, WHOAMI, signer.token(x5t=client_cert.x5t_s256), client_cert).status_code == 200
+    )
 
 
 def test_database_mode_does_not_read_jwts(client, jwt_mode, signer, client_cert, refusals):
@@ -266,8 +305,13 @@ def test_database_mode_does_not_read_jwts(client, jwt_mode, signer, client_cert,
     assert response.status_code == 401 and [r["reason"] for r in refusals] == ["token_invalid"]
 
 
-def test_opaque_refusals_are_signalled_too(client, make_app, mtls_settings, client_cert, other_cert, refusals):
-    app = make_app(tls_client_auth_san_dns="client-one.example.com", tls_client_certificate_bound_access_tokens=True)
+def test_opaque_refusals_are_signalled_too(
+    client, make_app, mtls_settings, client_cert, other_cert, refusals
+):
+    app = make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        tls_client_certificate_bound_access_tokens=True,
+    )
     opaque = token_request(client, app, client_cert).json()["access_token"]
     get(client, WHOAMI, "unknown-token", client_cert)
     get(client, WHOAMI, opaque)
@@ -283,38 +327,68 @@ def test_opaque_refusals_are_signalled_too(client, make_app, mtls_settings, clie
 
 def test_missing_audience_or_issuer_fails_closed(client, jwt_mode, signer, client_cert, refusals):
     jwt_mode.OAUTH2_MTLS = {**jwt_mode.OAUTH2_MTLS, "RESOURCE_SERVER_AUDIENCE": None}
-    assert_refused(get(client, WHOAMI, signer.token(x5t=client_cert.x5t_s256), client_cert), refusals, "jwt_audience")
+    assert_refused(
+        get(client, WHOAMI, signer.token(x5t=client_cert.x5t_s256), client_cert),
+        refusals,
+        "jwt_audience",
+    )
 
 
 def test_no_keys_is_unknown_key(client, jwt_mode, signer, client_cert, refusals):
     jwt_mode.OAUTH2_MTLS = {**jwt_mode.OAUTH2_MTLS, "JWT_SIGNING_KEYS": []}
     jwt_keys.reset()
-    assert_refused(get(client, WHOAMI, signer.token(x5t=client_cert.x5t_s256), client_cert), refusals, "jwt_unknown_key")
+    assert_refused(
+        get(client, WHOAMI, signer.token(x5t=client_cert.x5t_s256), client_cert),
+        refusals,
+        "jwt_unknown_key",
+    )
 
 
 def test_a_published_next_key_verifies(client, jwt_mode, tmp_path, client_cert):
     """Rotation at this server: a key in JWT_PUBLISHED_KEYS verifies before it signs."""
     following = Signer("rsa")
-    jwt_mode.OAUTH2_MTLS = {**jwt_mode.OAUTH2_MTLS, "JWT_PUBLISHED_KEYS": [following.write(tmp_path, "next.pem")]}
+    jwt_mode.OAUTH2_MTLS = {
+        **jwt_mode.OAUTH2_MTLS,
+        "JWT_PUBLISHED_KEYS": [following.write(tmp_path, "next.pem")],
+    }
     jwt_keys.reset()
-    assert get(client, WHOAMI, following.token(x5t=client_cert.x5t_s256), client_cert).status_code == 200
+    assert (
+        get(client, WHOAMI, following.token(x5t=client_cert.x5t_s256), client_cert).status_code
+        == 200
+    )
     # Our keys are pinned to the alg they sign with: RS256 with the PS256 key is refused.
-    assert get(client, WHOAMI, following.token(x5t=client_cert.x5t_s256, alg="RS256"), client_cert).status_code == 401
+    assert (
+        get(
+            client, WHOAMI, following.token(x5t=client_cert.x5t_s256, alg="RS256"), client_cert
+        ).status_code
+        == 401
+    )
 
 
 # --- DOT's endpoints on the AS validate against the database in every mode ---------------------------
 
 
-def test_bearer_introspection_of_our_own_jwt_in_jwt_mode(client, make_app, mtls_settings, settings, tmp_path, signer, client_cert):
+def test_bearer_introspection_of_our_own_jwt_in_jwt_mode(
+    client, make_app, mtls_settings, settings, tmp_path, signer, client_cert
+):
     caller = make_app(None)
-    bearer = token_request(client, caller, None, data={"client_secret": SECRET, "scope": "introspection"}).json()["access_token"]
+    bearer = token_request(
+        client, caller, None, data={"client_secret": SECRET, "scope": "introspection"}
+    ).json()["access_token"]
     app = make_app(None)
     jws = signer.token(x5t=client_cert.x5t_s256, client_id=app.client_id)
     get_access_token_model().objects.create(
-        token=jws, application=app, scope="read", expires=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+        token=jws,
+        application=app,
+        scope="read",
+        expires=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5),
     )
-    configure(settings, signer.write(tmp_path))  # "jwt": an opaque bearer would be refused at a resource
-    response = post_form(client, "/o/introspect/", {"token": jws}, HTTP_AUTHORIZATION=f"Bearer {bearer}")
+    configure(
+        settings, signer.write(tmp_path)
+    )  # "jwt": an opaque bearer would be refused at a resource
+    response = post_form(
+        client, "/o/introspect/", {"token": jws}, HTTP_AUTHORIZATION=f"Bearer {bearer}"
+    )
     assert response.status_code == 200, response.content
     assert response.json()["active"] is True and response.json()["client_id"] == app.client_id
     assert get(client, WHOAMI, bearer).status_code == 401  # the same opaque token at a resource
@@ -334,7 +408,18 @@ def test_as_endpoints_are_recognised_by_path():
 # --- the AS's own tokens at this resource -------------------------------------------------------
 
 
-def test_a_token_this_server_issued_round_trip(client, make_app, settings, tmp_path, signer, client_cert, other_cert, root_ca, refusals, django_assert_num_queries):
+def test_a_token_this_server_issued_round_trip(
+    client,
+    make_app,
+    settings,
+    tmp_path,
+    signer,
+    client_cert,
+    other_cert,
+    root_ca,
+    refusals,
+    django_assert_num_queries,
+):
     """Issued at the token endpoint (jwt format, bound by tls_client_auth), accepted at a
     jwt-mode resource with its certificate and no query, refused without or with another."""
     ca = tmp_path / "ca.pem"
@@ -348,7 +433,10 @@ def test_a_token_this_server_issued_round_trip(client, make_app, settings, tmp_p
         JWT_AUDIENCE=AUDIENCE,
         RESOURCE_SERVER_JWT_ISSUER=None,  # the default: OIDC_ISS_ENDPOINT
     )
-    app = make_app(tls_client_auth_san_dns="client-one.example.com", tls_client_certificate_bound_access_tokens=True)
+    app = make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        tls_client_certificate_bound_access_tokens=True,
+    )
     response = token_request(client, app, client_cert)
     assert response.status_code == 200, response.content
     token = response.json()["access_token"]

@@ -524,7 +524,9 @@ def test_jwks_info_is_ours_whether_oidc_is_on_or_off():
 
 
 @pytest.mark.parametrize("url", AS_DOCUMENTS)
-def test_jwks_uri_when_access_token_keys_are_published(configured: Any, access_token_key: str, url: str):
+def test_jwks_uri_when_access_token_keys_are_published(
+    configured: Any, access_token_key: str, url: str
+):
     mtls(configured, JWT_SIGNING_KEYS=[access_token_key])
     data = both_hosts(url)
     assert data["jwks_uri"] == f"{ISSUER}/o/.well-known/jwks.json"

@@ -18,7 +18,9 @@ def test_flags_and_coroutine_marker():
 
     assert ClientCertificateMiddleware.sync_capable and ClientCertificateMiddleware.async_capable
     assert asyncio.iscoroutinefunction(ClientCertificateMiddleware(get_response))
-    assert not asyncio.iscoroutinefunction(ClientCertificateMiddleware(lambda request: HttpResponse()))
+    assert not asyncio.iscoroutinefunction(
+        ClientCertificateMiddleware(lambda request: HttpResponse())
+    )
 
 
 @pytest.mark.parametrize("no_store", [False, True])
@@ -44,7 +46,9 @@ def test_async_client_through_the_stack(async_client, client_cert, settings):
     settings.OAUTH2_MTLS = {"CERTIFICATE_SOURCE": "nginx", "TRUSTED_PROXIES": ["127.0.0.1/32"]}
 
     async def call():
-        return await async_client.get("/api/certificate/", headers={"X-SSL-Client-Cert": client_cert.nginx()})
+        return await async_client.get(
+            "/api/certificate/", headers={"X-SSL-Client-Cert": client_cert.nginx()}
+        )
 
     response = asyncio.run(call())
     assert response.status_code == 200

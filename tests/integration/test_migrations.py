@@ -18,7 +18,12 @@ def run(settings_module: str, *args: str, tmp_path: Path) -> subprocess.Complete
     env.pop("DATABASE_URL", None)  # each run gets its own SQLite file
     env["TEST_SQLITE_PATH"] = str(tmp_path / "db.sqlite3")
     return subprocess.run(
-        [sys.executable, "-m", "django", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "django", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -39,18 +39,24 @@ def test_tls_client_auth_needs_exactly_one_subject_field():
 
 def test_bad_registered_values_are_refused():
     bad_ip = MTLSClient(
-        application=app(), token_endpoint_auth_method="tls_client_auth", tls_client_auth_san_ip="010.0.0.1"
+        application=app(),
+        token_endpoint_auth_method="tls_client_auth",
+        tls_client_auth_san_ip="010.0.0.1",
     )
     assert "tls_client_auth_san_ip" in errors_of(bad_ip)
     bad_dn = MTLSClient(
-        application=app(), token_endpoint_auth_method="tls_client_auth", tls_client_auth_subject_dn="no-equals"
+        application=app(),
+        token_endpoint_auth_method="tls_client_auth",
+        tls_client_auth_subject_dn="no-equals",
     )
     assert "tls_client_auth_subject_dn" in errors_of(bad_dn)
 
 
 def test_stale_fields_cleared_when_the_method_changes():
     row = MTLSClient(
-        application=app(), token_endpoint_auth_method="tls_client_auth", tls_client_auth_san_dns="a.example"
+        application=app(),
+        token_endpoint_auth_method="tls_client_auth",
+        tls_client_auth_san_dns="a.example",
     )
     row.full_clean()
     row.save()
@@ -62,7 +68,9 @@ def test_stale_fields_cleared_when_the_method_changes():
 
 def test_mtls_methods_require_confidential_clients():
     row = MTLSClient(
-        application=app("public"), token_endpoint_auth_method="tls_client_auth", tls_client_auth_san_dns="a.example"
+        application=app("public"),
+        token_endpoint_auth_method="tls_client_auth",
+        tls_client_auth_san_dns="a.example",
     )
     assert "confidential" in errors_of(row)["token_endpoint_auth_method"][0]
 
@@ -84,7 +92,9 @@ def test_self_signed_needs_one_jwk_set_source():
     )
     assert "jwks_uri" in errors_of(both)
     http = MTLSClient(
-        application=app(), token_endpoint_auth_method="self_signed_tls_client_auth", jwks_uri="http://x.example/j"
+        application=app(),
+        token_endpoint_auth_method="self_signed_tls_client_auth",
+        jwks_uri="http://x.example/j",
     )
     assert "https" in errors_of(http)["jwks_uri"][0]
 

@@ -99,8 +99,6 @@ def test_renewed_self_signed_certificate_in_an_edited_jwks(client, make_app, mtl
 # --- 2: a rotated jwks_uri set --------------------------------------------------------------------
 
 
-
-
 @pytest.fixture(scope="module")
 def server():
     with JWKSServer() as running:

@@ -68,7 +68,9 @@ def attacker_cert() -> pki.Issued:
 
 @pytest.mark.parametrize("url", ENDPOINTS)
 @pytest.mark.parametrize("with_cert", [False, True], ids=["no-cert", "attacker-cert"])
-def test_utf7_basic_downgrade_is_refused(client, mtls_app, mtls_settings, attacker_cert, url, with_cert, caplog):
+def test_utf7_basic_downgrade_is_refused(
+    client, mtls_app, mtls_settings, attacker_cert, url, with_cert, caplog
+):
     extra: dict[str, str] = {
         "HTTP_AUTHORIZATION": basic_raw(utf7_first(mtls_app.client_id), SECRET),
         "REMOTE_ADDR": "127.0.0.1",
@@ -84,11 +86,16 @@ def test_utf7_basic_downgrade_is_refused(client, mtls_app, mtls_settings, attack
 
 @pytest.mark.parametrize("url", ENDPOINTS)
 @pytest.mark.parametrize("encoding", ["no-such-codec", "rot13", "utf-16", "latin-1", "utf-7"])
-def test_basic_credentials_are_utf8_whatever_the_body_says(client, make_app, mtls_settings, url, encoding):
+def test_basic_credentials_are_utf8_whatever_the_body_says(
+    client, make_app, mtls_settings, url, encoding
+):
     """RFC 6749 §2.3.1: our lookup and DOT's decode the same way; an odd codec is no 500."""
     app = make_app("client_secret_basic")
     response = post_form(
-        client, url, body_for(url, encoding=encoding), HTTP_AUTHORIZATION=basic(app.client_id, SECRET)
+        client,
+        url,
+        body_for(url, encoding=encoding),
+        HTTP_AUTHORIZATION=basic(app.client_id, SECRET),
     )
     assert response.status_code == 200, (encoding, response.status_code, response.content)
     garbled = post_form(
@@ -130,7 +137,9 @@ class ApiKeyValidator(OAuth2Validator):
     def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
         return self._app_from_header(request) is not None or super().authenticate_client(request)
 
-    def authenticate_client_id(self, client_id: str, request: Any, *args: Any, **kwargs: Any) -> bool:
+    def authenticate_client_id(
+        self, client_id: str, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
         return self._app_from_header(request) is not None
 
     def client_authentication_required(self, request: Any, *args: Any, **kwargs: Any) -> bool:
@@ -147,8 +156,12 @@ def composed(use_validator: Any) -> None:
 
 
 @pytest.mark.parametrize("url", ENDPOINTS)
-@pytest.mark.parametrize("skip", [False, True], ids=["authenticate_client", "authenticate_client_id"])
-def test_invariant_holds_for_a_base_validators_own_path(client, composed, mtls_app, mtls_settings, attacker_cert, url, skip):
+@pytest.mark.parametrize(
+    "skip", [False, True], ids=["authenticate_client", "authenticate_client_id"]
+)
+def test_invariant_holds_for_a_base_validators_own_path(
+    client, composed, mtls_app, mtls_settings, attacker_cert, url, skip
+):
     headers = {"HTTP_X_API_KEY": mtls_app.client_id, "REMOTE_ADDR": "127.0.0.1"}
     if skip:
         headers["HTTP_X_CLIENT_AUTH"] = "skip"
@@ -162,19 +175,25 @@ def test_invariant_holds_for_a_base_validators_own_path(client, composed, mtls_a
     assert not get_access_token_model().objects.exists()
 
 
-def test_base_validators_own_path_still_serves_other_clients(client, composed, make_app, mtls_settings):
+def test_base_validators_own_path_still_serves_other_clients(
+    client, composed, make_app, mtls_settings
+):
     app = make_app("client_secret_basic")
     response = post_form(client, "/o/token/", body_for("/o/token/"), HTTP_X_API_KEY=app.client_id)
     assert response.status_code == 200, response.content
 
 
-def test_composed_validator_still_authenticates_by_certificate(client, composed, mtls_app, mtls_settings, client_cert):
+def test_composed_validator_still_authenticates_by_certificate(
+    client, composed, mtls_app, mtls_settings, client_cert
+):
     response = token_request(client, mtls_app, client_cert)
     assert response.status_code == 200, response.content
     assert AccessTokenBinding.objects.get().x5t_s256 == client_cert.x5t_s256
 
 
-def test_save_time_check_refuses_a_token_for_an_unauthenticated_mtls_client(mtls_app, mtls_settings, rf):
+def test_save_time_check_refuses_a_token_for_an_unauthenticated_mtls_client(
+    mtls_app, mtls_settings, rf
+):
     """The second check: a token is never saved for an mTLS client that no certificate
     authenticated in this request, even when every earlier hook was bypassed."""
     from oauthlib.common import Request
@@ -223,7 +242,12 @@ def test_client_certificate_parameter_is_not_a_certificate(client, make_app, mtl
 )
 def test_token_endpoint_parameters_do_not_bind(client, make_app, mtls_settings, params):
     app = make_app("client_secret_basic")
-    response = post_form(client, "/o/token/", body_for("/o/token/", **params), HTTP_AUTHORIZATION=basic(app.client_id, SECRET))
+    response = post_form(
+        client,
+        "/o/token/",
+        body_for("/o/token/", **params),
+        HTTP_AUTHORIZATION=basic(app.client_id, SECRET),
+    )
     assert response.status_code == 200, response.content
     assert not AccessTokenBinding.objects.exists() and not RefreshTokenBinding.objects.exists()
 
@@ -258,14 +282,25 @@ def test_mtls_client_gets_no_front_channel_token(client, make_app, mtls_settings
     client.force_login(user)
     response = client.get(
         "/o/authorize/",
-        {"response_type": "token", "client_id": app.client_id, "redirect_uri": "https://client.example/cb", "scope": "read"},
+        {
+            "response_type": "token",
+            "client_id": app.client_id,
+            "redirect_uri": "https://client.example/cb",
+            "scope": "read",
+        },
     )
     assert response.status_code in (302, 400)
     assert "access_token=" not in response.get("Location", "")
     assert not get_access_token_model().objects.exists()
 
 
-PROTECTED = ("/test/decorated/", "/test/mtls-any/", "/test/mixin/", "/test/dot-plain/", "/test/decorated-bound/")
+PROTECTED = (
+    "/test/decorated/",
+    "/test/mtls-any/",
+    "/test/mixin/",
+    "/test/dot-plain/",
+    "/test/decorated-bound/",
+)
 SHADOWS = (
     "oauth2_error=x",
     "mtls_binding_refused=1&oauth2_error=x",
@@ -278,18 +313,27 @@ SHADOWS = (
 @pytest.fixture
 def unbound_token(client, make_app, mtls_settings) -> str:
     app = make_app("client_secret_basic")
-    response = post_form(client, "/o/token/", body_for("/o/token/"), HTTP_AUTHORIZATION=basic(app.client_id, SECRET))
+    response = post_form(
+        client, "/o/token/", body_for("/o/token/"), HTTP_AUTHORIZATION=basic(app.client_id, SECRET)
+    )
     return str(response.json()["access_token"])
 
 
 @pytest.mark.parametrize("url", PROTECTED)
 @pytest.mark.parametrize("query", SHADOWS)
-def test_protected_views_ignore_shadowing_parameters(client, mtls_settings, unbound_token, url, query):
+def test_protected_views_ignore_shadowing_parameters(
+    client, mtls_settings, unbound_token, url, query
+):
     anonymous = client.get(f"{url}?{query}")
     assert anonymous.status_code in (401, 403), (url, query, anonymous.status_code)
     authorised = client.get(f"{url}?{query}", HTTP_AUTHORIZATION=f"Bearer {unbound_token}")
     expected = 401 if url in ("/test/decorated-bound/", "/test/mixin/") else 200
-    assert authorised.status_code == expected, (url, query, authorised.status_code, authorised.content)
+    assert authorised.status_code == expected, (
+        url,
+        query,
+        authorised.status_code,
+        authorised.content,
+    )
     assert "no-store" not in authorised.get("Cache-Control", "") or expected == 401
 
 
@@ -313,7 +357,9 @@ def introspection_bearer(make_app, user) -> str:
     return str(token.token)
 
 
-def test_bearer_introspection_with_a_certificate_presented(client, mtls_settings, introspection_bearer, client_cert, unbound_token):
+def test_bearer_introspection_with_a_certificate_presented(
+    client, mtls_settings, introspection_bearer, client_cert, unbound_token
+):
     response = post_form(
         client,
         "/o/introspect/",
@@ -326,7 +372,9 @@ def test_bearer_introspection_with_a_certificate_presented(client, mtls_settings
     assert response.json()["active"] is True
 
 
-def test_bearer_alongside_client_id_is_a_conflict(client, mtls_app, mtls_settings, introspection_bearer, client_cert, unbound_token):
+def test_bearer_alongside_client_id_is_a_conflict(
+    client, mtls_app, mtls_settings, introspection_bearer, client_cert, unbound_token
+):
     response = post_form(
         client,
         "/o/introspect/",
@@ -355,14 +403,19 @@ def test_a_nul_parameter_is_invalid_request(client, mtls_app, mtls_settings, url
         target = url + "?client_id=%00"
     response = post_form(client, target, body)
     assert response.status_code == 400, response.content
-    assert response.json() == {"error": "invalid_request", "error_description": "a request parameter contains a NUL character"}
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "a request parameter contains a NUL character",
+    }
     assert response["Cache-Control"] == "no-store"
 
 
 def test_authorize_with_a_nul_parameter(client, mtls_settings, make_app, user):
     app = make_app("none", client_type="public", grant_type="authorization-code")
     client.force_login(user)
-    response = client.get("/o/authorize/", {"response_type": "code", "client_id": app.client_id, "state": "a\x00b"})
+    response = client.get(
+        "/o/authorize/", {"response_type": "code", "client_id": app.client_id, "state": "a\x00b"}
+    )
     assert response.status_code == 400
 
 

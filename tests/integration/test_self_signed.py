@@ -52,8 +52,6 @@ def server():
         yield running
 
 
-
-
 @pytest.fixture
 def clock(monkeypatch):
     fake = Clock()

@@ -227,7 +227,10 @@ def xfcc(cert: pki.Issued | None) -> str:
 
     parts = ["By=spiffe://cluster.local/ns/default/sa/api"]
     if cert is not None:
-        parts += [f"Hash={hashlib.sha256(cert.der).hexdigest()}", f'Cert="{quote(cert.pem, safe="")}"']
+        parts += [
+            f"Hash={hashlib.sha256(cert.der).hexdigest()}",
+            f'Cert="{quote(cert.pem, safe="")}"',
+        ]
     return ";".join(parts)
 
 
@@ -248,7 +251,9 @@ def test_row06_xfcc_element_sent_by_the_client(
     value = f"{forged},{xfcc(None)}"
     assert intake(client, HTTP_X_FORWARDED_CLIENT_CERT=value)["problem"] == "malformed"
     reasons.clear()
-    assert_refused(token(client, victim, HTTP_X_FORWARDED_CLIENT_CERT=value), reasons, "no_certificate")
+    assert_refused(
+        token(client, victim, HTTP_X_FORWARDED_CLIENT_CERT=value), reasons, "no_certificate"
+    )
     nothing_issued()
 
 
@@ -279,9 +284,7 @@ def test_row07_forged_forwarding_headers(
 
 def test_row08_pki_subject_self_signed(client, make_app, mtls_settings, reasons):
     app = make_app(tls_client_auth_subject_dn=DN)
-    forged = pki.issue(
-        pki.name(C="DE", O="Example, Inc.", CN="client-one"), dns=(VICTIM_SAN,)
-    )
+    forged = pki.issue(pki.name(C="DE", O="Example, Inc.", CN="client-one"), dns=(VICTIM_SAN,))
     assert intake(client, HTTP_X_SSL_CLIENT_CERT=forged.nginx())["problem"] is None
     response = token(client, app, HTTP_X_SSL_CLIENT_CERT=forged.nginx())
     assert_refused(response, reasons, "chain_invalid")
@@ -297,7 +300,9 @@ def test_row09_pki_subject_from_a_ca_named_like_the_trusted_ca(
         pki.name(C="DE", O="Example, Inc.", CN="client-one"), issuer=impostor, dns=(VICTIM_SAN,)
     )
     app = make_app(tls_client_auth_subject_dn=DN)
-    assert_refused(token(client, app, HTTP_X_SSL_CLIENT_CERT=forged.nginx()), reasons, "chain_invalid")
+    assert_refused(
+        token(client, app, HTTP_X_SSL_CLIENT_CERT=forged.nginx()), reasons, "chain_invalid"
+    )
     # The impostor CA offered in the chain field changes nothing.
     configure(settings, CERTIFICATE_SOURCE="rfc9440")
     reasons.clear()
@@ -368,9 +373,7 @@ def test_row12_bound_token_with_no_certificate(client, victim, mtls_settings, cl
 # --- 13: a bound refresh token ---------------------------------------------------------------------
 
 
-def test_row13_bound_refresh_token_with_another_certificate(
-    client, make_app, mtls_settings, user
-):
+def test_row13_bound_refresh_token_with_another_certificate(client, make_app, mtls_settings, user):
     """RFC 8705 §4: a public client's refresh token is bound to the certificate it was issued
     with; a self-signed certificate of the attacker's gets ``invalid_grant``, no token."""
     from oauth2_provider.models import get_access_token_model

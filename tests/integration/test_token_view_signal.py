@@ -31,34 +31,74 @@ def _checksum(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def test_signal_carries_the_issued_token_without_reading_it_back(client, make_app, mtls_settings, client_cert, received):
-    app = make_app(tls_client_auth_san_dns="client-one.example.com", tls_client_certificate_bound_access_tokens=True)
+def test_signal_carries_the_issued_token_without_reading_it_back(
+    client, make_app, mtls_settings, client_cert, received
+):
+    app = make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        tls_client_certificate_bound_access_tokens=True,
+    )
     with CaptureQueriesContext(connection) as queries:
         response = token_request(client, app, client_cert)
     assert response.status_code == 200, response.content
     access = response.json()["access_token"]
     assert len(received) == 1 and received[0].token_checksum == _checksum(access)
     assert received[0].mtls_binding.x5t_s256 == client_cert.x5t_s256
-    read_back = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT") and _checksum(access) in q["sql"]]
+    read_back = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and _checksum(access) in q["sql"]
+    ]
     assert read_back == [], read_back
 
 
 def test_secret_client_and_failures(client, make_app, mtls_settings, received):
     app = make_app("client_secret_basic")
-    ok = post_form(client, "/o/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=basic(app.client_id, SECRET))
-    assert ok.status_code == 200 and received[-1].token_checksum == _checksum(ok.json()["access_token"])
-    refused = post_form(client, "/o/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=basic(app.client_id, "wrong"))
+    ok = post_form(
+        client,
+        "/o/token/",
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic(app.client_id, SECRET),
+    )
+    assert ok.status_code == 200 and received[-1].token_checksum == _checksum(
+        ok.json()["access_token"]
+    )
+    refused = post_form(
+        client,
+        "/o/token/",
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic(app.client_id, "wrong"),
+    )
     assert refused.status_code == 401 and len(received) == 1
 
 
-def test_in_place_refresh_falls_back_to_dot_lookup(client, make_app, mtls_settings, client_cert, user, settings, received):
+def test_in_place_refresh_falls_back_to_dot_lookup(
+    client, make_app, mtls_settings, client_cert, user, settings, received
+):
     from tests.integration.conftest import authorization_code
 
     settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "ROTATE_REFRESH_TOKEN": False}
-    app = make_app(tls_client_auth_san_dns="client-one.example.com", grant_type="authorization-code")
+    app = make_app(
+        tls_client_auth_san_dns="client-one.example.com", grant_type="authorization-code"
+    )
     code, verifier = authorization_code(client, app, user)
-    first = token_request(client, app, client_cert, data={"grant_type": "authorization_code", "code": code, "code_verifier": verifier, "redirect_uri": "https://client.example/cb"})
+    first = token_request(
+        client,
+        app,
+        client_cert,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": "https://client.example/cb",
+        },
+    )
     assert first.status_code == 200, first.content
-    again = token_request(client, app, client_cert, data={"grant_type": "refresh_token", "refresh_token": first.json()["refresh_token"]})
+    again = token_request(
+        client,
+        app,
+        client_cert,
+        data={"grant_type": "refresh_token", "refresh_token": first.json()["refresh_token"]},
+    )
     assert again.status_code == 200, again.content
     assert received[-1].token_checksum == _checksum(again.json()["access_token"])

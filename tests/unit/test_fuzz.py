@@ -129,7 +129,9 @@ def test_B1_invalid_version_through_the_intake(source):
     config = IntakeConfig.build(source, trusted_proxies=LOOPBACK)
     encoded = base64.b64encode(version_22(LEAF.der)).decode()
     value = f":{encoded}:" if source == "rfc9440" else encoded
-    result = read_client_certificate({"REMOTE_ADDR": "127.0.0.1", config.certificate_key: value}, config)
+    result = read_client_certificate(
+        {"REMOTE_ADDR": "127.0.0.1", config.certificate_key: value}, config
+    )
     assert (result.certificate, result.problem) == (None, "not_a_certificate")
 
 

@@ -31,7 +31,10 @@ REFUSED = [
     ("172.16.0.1", "private"),
     ("172.31.255.255", "private"),
     ("192.0.0.8", "ietf-protocol"),
-    ("192.0.0.9", "ietf-protocol"),  # PCP anycast: globally reachable per IANA, refused all the same
+    (
+        "192.0.0.9",
+        "ietf-protocol",
+    ),  # PCP anycast: globally reachable per IANA, refused all the same
     ("192.0.2.1", "documentation"),
     ("192.88.99.1", "6to4-relay"),
     ("192.168.1.1", "private"),
@@ -131,8 +134,16 @@ def test_allowed(address):
 def test_the_answer_does_not_depend_on_pythons_tables(monkeypatch):
     """No ``is_*`` property of ``ipaddress`` is consulted: they differ between 3.11 and 3.12."""
     for cls in (ipaddress.IPv4Address, ipaddress.IPv6Address):
-        for name in ("is_global", "is_private", "is_reserved", "is_loopback", "is_link_local",
-                     "is_multicast", "is_unspecified", "is_site_local"):
+        for name in (
+            "is_global",
+            "is_private",
+            "is_reserved",
+            "is_loopback",
+            "is_link_local",
+            "is_multicast",
+            "is_unspecified",
+            "is_site_local",
+        ):
             if hasattr(cls, name):
                 monkeypatch.setattr(cls, name, property(lambda self: pytest.fail("consulted")))
     assert address_problem(ipaddress.ip_address("fec0::1")) == "site-local"

@@ -32,8 +32,6 @@ def server():
         yield running
 
 
-
-
 @pytest.fixture
 def clock(monkeypatch):
     fake = Clock()

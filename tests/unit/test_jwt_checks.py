@@ -49,7 +49,12 @@ KEYS = {
     "rsa": VerificationKey("rsa", RSA.public_key(), "PS256"),
     "ed": VerificationKey("ed", ED.public_key(), "EdDSA"),
 }
-PRIVATE = {"ec": (EC, "ES256"), "ec384": (EC384, "ES384"), "rsa": (RSA, "PS256"), "ed": (ED, "EdDSA")}
+PRIVATE = {
+    "ec": (EC, "ES256"),
+    "ec384": (EC384, "ES384"),
+    "rsa": (RSA, "PS256"),
+    "ed": (ED, "EdDSA"),
+}
 
 
 def claims(**changes):
@@ -78,7 +83,10 @@ def forge(kid="ec", *, header=None, key=None, alg=None, **claim_changes):
     headers.update(header or {})
     headers = {k: v for k, v in headers.items() if v is not ...}
     return jwt.encode(
-        claims(**claim_changes), key if key is not None else private, algorithm=alg or default_alg, headers=headers
+        claims(**claim_changes),
+        key if key is not None else private,
+        algorithm=alg or default_alg,
+        headers=headers,
     )
 
 
@@ -332,7 +340,9 @@ def test_is_jws():
 
 def test_keys_refused_by_type_and_size():
     with pytest.raises(UnusableKey):
-        VerificationKey("k", rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key())
+        VerificationKey(
+            "k", rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+        )
     with pytest.raises(UnusableKey):
         VerificationKey("k", ec.generate_private_key(ec.SECP256K1()).public_key())
     with pytest.raises(UnusableKey):

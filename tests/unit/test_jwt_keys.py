@@ -29,9 +29,13 @@ PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
 def private_pem(key: Any, password: bytes | None = None) -> bytes:
     encryption = (
-        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
     )
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
 
 
 def public_pem(key: Any) -> bytes:
@@ -57,9 +61,15 @@ def rfc7638(public: Any) -> str:
         members = {"crv": crv, "kty": "EC", "x": b64(numbers.x, size), "y": b64(numbers.y, size)}
     else:
         raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        members = {"crv": "Ed25519", "kty": "OKP", "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode()}
+        members = {
+            "crv": "Ed25519",
+            "kty": "OKP",
+            "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode(),
+        }
     canonical = json.dumps(members, separators=(",", ":"), sort_keys=True)
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    return (
+        base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    )
 
 
 KEYS = {
@@ -120,8 +130,14 @@ def test_weak_or_unsupported_keys_are_refused(make: Any, fragment: str):
     [
         (b"", "no PEM data"),
         (b"not a key", "no PEM data"),
-        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "no private or public key"),
-        (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "no private or public key"),
+        (
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "no private or public key",
+        ),
+        (
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            "no private or public key",
+        ),
     ],
 )
 def test_not_a_key(data: bytes, fragment: str):
