@@ -20,8 +20,6 @@ for the value.
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +32,15 @@ log = logging.getLogger("django_oauth_mtls.prepared")
 #: refuse NUL characters before a lookup).
 _SENTINEL = "\x00django-oauth-mtls-prepared\x00"
 _FALLBACK = object()
+#: Where a connection keeps its compiled statements: on the connection object itself (one per
+#: thread), so they live and die with it — a thread that ends takes its entries along, and no
+#: lock is needed. Bounded by the lookups of this module times the models they are used with.
+_ATTRIBUTE = "_django_oauth_mtls_prepared"
+
+
+def _compiled_on(connection: Any) -> dict[Any, Any]:
+    cache: dict[Any, Any] = vars(connection).setdefault(_ATTRIBUTE, {})
+    return cache
 
 
 class _Compiled:
@@ -107,16 +114,11 @@ class PreparedLookup:
 
     def __init__(self, build: Callable[[type[models.Model], str], models.QuerySet[Any]]) -> None:
         self._build = build
-        self._compiled: weakref.WeakKeyDictionary[Any, dict[type[models.Model], Any]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
 
     def first(self, model: type[models.Model], value: str) -> Any:
         db = router.db_for_read(model)
         connection = connections[db]
-        per_model = self._compiled.get(connection)
-        compiled = per_model.get(model) if per_model is not None else None
+        compiled = _compiled_on(connection).get((self, model))
         if compiled is None:
             compiled = self._compile(model, db, connection)
         if compiled is _FALLBACK or not isinstance(value, str):
@@ -142,8 +144,7 @@ class PreparedLookup:
                 compiled = _Compiled(self._build(model, _SENTINEL).order_by("pk")[:1], db)
             except Exception as error:  # noqa: BLE001 - any failure means "use the queryset"
                 log.info("lookup on %s not prepared (%s); using the queryset", model, error)
-        with self._lock:
-            self._compiled.setdefault(connection, {})[model] = compiled
+        _compiled_on(connection)[(self, model)] = compiled
         return compiled
 
 
@@ -160,16 +161,12 @@ class PreparedInsert:
     def __init__(self, model: type[models.Model], field_names: tuple[str, ...]) -> None:
         self._model = model
         self._field_names = field_names
-        self._compiled: weakref.WeakKeyDictionary[Any, tuple[str, list[Any]]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
 
     def insert(self, **values: Any) -> None:
         model = self._model
         db = router.db_for_write(model)
         connection = connections[db]
-        compiled = self._compiled.get(connection)
+        compiled = _compiled_on(connection).get(self)
         if compiled is None:
             compiled = self._compile(db, connection)
         if compiled is _FALLBACK:
@@ -197,6 +194,5 @@ class PreparedInsert:
             compiled = (statements[0][0], fields)
         except Exception as error:  # noqa: BLE001 - any failure means "use Model.save"
             log.info("insert into %s not prepared (%s); using the ORM", self._model, error)
-        with self._lock:
-            self._compiled[connection] = compiled
+        _compiled_on(connection)[self] = compiled
         return compiled

@@ -46,10 +46,9 @@ def test_both_lookups_are_prepared_for_dots_models(make_app):
     APPLICATION_WITH_MTLS.first(Application, app.client_id)
     ACCESS_TOKEN_WITH_BINDING.first(AccessToken, token.token_checksum)
     default = connections["default"]
-    assert APPLICATION_WITH_MTLS._compiled[default][Application] is not prepared_module._FALLBACK
-    assert (
-        ACCESS_TOKEN_WITH_BINDING._compiled[default][AccessToken] is not prepared_module._FALLBACK
-    )
+    compiled = prepared_module._compiled_on(default)
+    assert compiled[(APPLICATION_WITH_MTLS, Application)] is not prepared_module._FALLBACK
+    assert compiled[(ACCESS_TOKEN_WITH_BINDING, AccessToken)] is not prepared_module._FALLBACK
 
 
 def orm_application(client_id: str) -> Any:
@@ -184,8 +183,12 @@ def test_each_thread_compiles_for_its_own_connection(make_app):
     worker.start()
     worker.join()
     assert seen[0].pk == app.pk
-    assert seen[1] is not connections["default"] and seen[1] in lookup._compiled
-    assert lookup._compiled[connections["default"]][Application] is not None
+    # Each connection holds its own entry, on the connection object: it goes with the thread.
+    from django_oauth_mtls.prepared import _compiled_on
+
+    mine = _compiled_on(connections["default"])[(lookup, Application)]
+    assert seen[1] is not connections["default"]
+    assert _compiled_on(seen[1])[(lookup, Application)] is not mine
 
 
 class FilteringManager(models.Manager):
@@ -220,7 +223,10 @@ def test_falls_back_to_the_queryset_when_it_cannot_prepare(make_app, monkeypatch
     lookup = PreparedLookup(lambda model, value: model.objects.filter(client_id=value))
     app = make_app(tls_client_auth_san_dns="client-one.example.com")
     assert lookup.first(Application, app.client_id).pk == app.pk
-    assert lookup._compiled[connections["default"]][Application] is prepared_module._FALLBACK
+    assert (
+        prepared_module._compiled_on(connections["default"])[(lookup, Application)]
+        is prepared_module._FALLBACK
+    )
     assert lookup.first(Application, "missing") is None
 
 
@@ -234,7 +240,10 @@ def test_a_query_with_two_parameters_for_the_value_falls_back(make_app):
     )
     app = make_app(tls_client_auth_san_dns="client-one.example.com")
     assert lookup.first(Application, app.client_id).pk == app.pk
-    assert lookup._compiled[connections["default"]][Application] is prepared_module._FALLBACK
+    assert (
+        prepared_module._compiled_on(connections["default"])[(lookup, Application)]
+        is prepared_module._FALLBACK
+    )
 
 
 def test_the_binding_insert_writes_the_row_in_the_callers_transaction(make_app):
@@ -263,5 +272,32 @@ def test_an_insert_that_does_not_cover_the_model_uses_the_orm(make_app):
     partial = PreparedInsert(AccessTokenBinding, ("access_token",))
     token = make_token(make_app(None))
     partial.insert(access_token_id=token.pk, x5t_s256="F" * 43)
-    assert partial._compiled[connections["default"]] is prepared_module._FALLBACK
+    assert (
+        prepared_module._compiled_on(connections["default"])[partial] is prepared_module._FALLBACK
+    )
     assert AccessTokenBinding.objects.get(access_token=token).x5t_s256 == "F" * 43
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_finished_threads_entries_go_with_its_connection(make_app):
+    """Bounded: what a thread compiled lives on its connection and is freed with it."""
+    import gc
+    import weakref
+
+    app = make_app(None)
+    refs: list[Any] = []
+
+    def request_thread() -> None:
+        try:
+            assert APPLICATION_WITH_MTLS.first(Application, app.client_id).pk == app.pk
+            refs.append(weakref.ref(connections["default"]))
+        finally:
+            connections.close_all()
+
+    for _ in range(3):
+        worker = threading.Thread(target=request_thread)
+        worker.start()
+        worker.join()
+    gc.collect()
+    assert len(refs) == 3
+    assert [ref() for ref in refs] == [None, None, None]
