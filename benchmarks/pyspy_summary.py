@@ -75,7 +75,10 @@ FUNCTIONS = [
     ("token write (save_bearer_token, incl. INSERTs and COMMIT)", Q + r"save_bearer_token \("),
     (
         "  of which our binding INSERT (AccessTokenBinding)",
-        Q + r"_create_access_token \([^;]*django_oauth_mtls" + NEXT + r"(create|manager_method|insert) \(",
+        Q
+        + r"_create_access_token \([^;]*django_oauth_mtls"
+        + NEXT
+        + r"(create|manager_method|insert) \(",
     ),
     (
         "DOT re-reads the issued token for app_authorized",

@@ -181,3 +181,40 @@ def test_peerbench_P10_rows_from_a_raw_tsv(tmp_path):
     assert all(r.get("ours") != jwt_peer for r in rows if r["id"] in ("P7", "P11"))
     assert any(r["id"] == "P7" and "skipped" in r for r in rows)
     assert "SKIPPED" in peerbench.table(rows)
+
+
+def test_peerbench_P7a_P7b_P11_rows_from_a_raw_tsv(tmp_path):
+    """Issue #16's rows from a synthetic peerbench folder: P7a grades the tuned token endpoint
+    against nop (>= 0.5x), P7b pairs the interleaved GET runs one by one and grades the worst
+    pair (>= 0.95x in every run), P11 sets each row beside the floor of its server set-up."""
+    from benchmarks import peerbench
+
+    tuned = "tuned: gthread, CONN_MAX_AGE=600, synchronous=NORMAL"
+    token = "b token tls_client_auth (CA-signed)"
+    bound = f"ours-abc123 (bound token + x5t#S256 check; {tuned})"
+    plain = f"ours-abc123 DOT OAuth2Authentication, plain token (same server; {tuned})"
+    runs = [
+        (token, "nop-9.13.3", [2000, 2000]),
+        (token, f"ours-abc123 (bound; {tuned})", [1100, 1000]),
+        ("f floor POST form (empty DRF APIView)", "floor (Django; --worker-class gthread)", [4000]),
+        # interleaved in the file (A B, B A): pairs (1000, 1000) and (900, 1000)
+        ("d resource GET", bound, [1000]),
+        ("d resource GET", plain, [1000]),
+        ("d resource GET", plain, [1000]),
+        ("d resource GET", bound, [900]),
+    ]
+    raw = "".join(
+        f"{scenario}\t{peer}\t32\t{rep}\t{rps}\t1.0\t2.0\t{rps * 10}\t0\t0\n"
+        for scenario, peer, values in runs
+        for rep, rps in enumerate(values, 1)
+    )
+    (tmp_path / "raw.tsv").write_text(raw)
+    rows = peerbench.rows_from(tmp_path)
+    p7a = next(r for r in rows if r["id"] == "P7a")
+    assert p7a["ratio"] == 0.525 and p7a["verdict"] == "pass"
+    p7b = next(r for r in rows if r["id"] == "P7b")
+    assert p7b["pair_ratios"] == [1.0, 0.9] and p7b["ratio"] == 0.95
+    assert p7b["verdict"].startswith("short: worst pair 0.90x")
+    p11 = next(r for r in rows if r["id"] == "P11" and r["scenario"] == token)
+    assert p11["ratio"] == round(1050 / 4000, 3) and p11["verdict"] == "meets the aim"
+    assert "pairs: [1.0, 0.9]" in peerbench.table(rows)
