@@ -34,7 +34,7 @@ from .conf import mtls_settings
 from .fapi import fapi2_active
 from .intake import get_client_certificate
 from .models import AccessTokenBinding, RefreshTokenBinding
-from .prepared import PreparedInsert, PreparedLookup
+from .prepared import PreparedInsert, PreparedLookup, objects_manager
 from .resource_server import ResourceServerMixin
 from .state import explicit, note_issued, oauth2_error_of, request_state, set_default
 from .validator_client_auth import (
@@ -62,9 +62,11 @@ log = logging.getLogger("django_oauth_mtls.client_auth")
 #: A presented access token with what enforcing it needs (application, user, binding) in one
 #: query, compiled once per connection.
 ACCESS_TOKEN_WITH_BINDING = PreparedLookup(
-    lambda model, checksum: model._default_manager.select_related(
-        "application", "user", "mtls_binding"
-    ).filter(token_checksum=checksum)
+    lambda model, checksum: (
+        objects_manager(model)
+        .select_related("application", "user", "mtls_binding")
+        .filter(token_checksum=checksum)
+    )
 )
 #: The binding of a newly issued token (one INSERT, no ``Model.save``).
 NEW_ACCESS_TOKEN_BINDING = PreparedInsert(AccessTokenBinding, ("access_token", "x5t_s256"))
@@ -215,7 +217,8 @@ class MTLSValidatorMixin(
         x5t = request_state(request).bind_to
         if x5t:
             # Same transaction as the token (DOT's save_bearer_token is atomic).
-            NEW_ACCESS_TOKEN_BINDING.insert(access_token_id=access_token.pk, x5t_s256=x5t)
+            binding = NEW_ACCESS_TOKEN_BINDING.insert(access_token_id=access_token.pk, x5t_s256=x5t)
+            access_token.mtls_binding = binding  # cached both ways, as objects.create() did
         note_issued(access_token)  # the token view sends app_authorized with this object
         return access_token
 

@@ -23,14 +23,17 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 from django.db.models import query as django_query
 
 log = logging.getLogger("django_oauth_mtls.prepared")
 
 #: Stands for the value while the query is compiled; never a real client_id or checksum (both
-#: refuse NUL characters before a lookup).
-_SENTINEL = "\x00django-oauth-mtls-prepared\x00"
+#: refuse NUL characters before a lookup). Upper case, LIKE wildcards, a backslash and spaces:
+#: a lookup that rewrites its value (``iexact`` escapes wildcards, a field that strips or
+#: lowercases) would change it, and such a query is not prepared (every later value would be
+#: sent raw).
+_SENTINEL = "\x00 django-oauth-mtls Prepared%_\\ \x00"
 _FALLBACK = object()
 #: Where a connection keeps its compiled statements: on the connection object itself (one per
 #: thread), so they live and die with it — a thread that ends takes its entries along, and no
@@ -60,12 +63,13 @@ class _Compiled:
     def __init__(self, queryset: models.QuerySet[Any], db: str) -> None:
         compiler = queryset.query.get_compiler(using=db)
         sql, params = compiler.as_sql()
-        positions = [i for i, p in enumerate(params) if isinstance(p, str) and p == _SENTINEL]
-        if len(positions) != 1 or compiler.annotation_col_map or not sql:
-            raise ValueError("the lookup does not compile to one parameter for the value")
+        # Exactly one parameter, the value unchanged: any other parameter (a time, a flag) would
+        # be frozen at its first value for the life of the connection.
+        if list(params) != [_SENTINEL] or compiler.annotation_col_map or not sql:
+            raise ValueError("the lookup does not compile to exactly one parameter, the value")
         self.sql = sql
         self.params = list(params)
-        self.index = positions[0]
+        self.index = 0
         self.compiler = compiler
         select, klass_info = compiler.select, compiler.klass_info
         fields = [column[0] for column in select[: compiler.col_count]]
@@ -97,10 +101,17 @@ def _instantiation(
     return populators(klass_info, select, db, fetch_mode), from_db
 
 
+def objects_manager(model: type[models.Model]) -> Any:
+    """``Model.objects``: the manager DOT's own lookups read (not ``_default_manager``: a
+    swapped model may make an unfiltered manager its default and hide rows in ``objects``)."""
+    return model.objects  # type: ignore[attr-defined]
+
+
 def _plain_manager(model: type[models.Model]) -> bool:
-    manager = model._default_manager
+    manager: Any = getattr(model, "objects", None)
     return (
-        type(manager).get_queryset is models.Manager.get_queryset
+        isinstance(manager, models.Manager)
+        and type(manager).get_queryset is models.Manager.get_queryset
         and getattr(manager, "_queryset_class", None) is models.QuerySet
     )
 
@@ -162,7 +173,8 @@ class PreparedInsert:
         self._model = model
         self._field_names = field_names
 
-    def insert(self, **values: Any) -> None:
+    def insert(self, **values: Any) -> models.Model:
+        """Write the row; return it as an instance loaded from the database would be."""
         model = self._model
         db = router.db_for_write(model)
         connection = connections[db]
@@ -170,12 +182,15 @@ class PreparedInsert:
         if compiled is None:
             compiled = self._compile(db, connection)
         if compiled is _FALLBACK:
-            model._default_manager.using(db).create(**values)
-            return
+            return model._default_manager.using(db).create(**values)
         sql, fields = compiled
         params = [field.get_db_prep_save(values[field.attname], connection) for field in fields]
-        with connection.cursor() as cursor:
+        # As Model.save: an error dooms the enclosing atomic block, even if a caller catches it
+        # (a token must never commit without its binding).
+        with transaction.mark_for_rollback_on_error(using=db), connection.cursor() as cursor:
             cursor.execute(sql, params)
+        names = [field.attname for field in fields]
+        return model.from_db(db, names, [values[name] for name in names])
 
     def _compile(self, db: str, connection: Any) -> Any:
         from django.db.models.sql import InsertQuery

@@ -34,15 +34,15 @@ from .exceptions import ClientAuthError, TokenEndpointHeaders
 from .fapi import METHOD_REFUSED, fapi2_active
 from .intake import get_client_certificate
 from .models import MTLSClient
-from .prepared import PreparedLookup
+from .prepared import PreparedLookup, objects_manager
 from .state import explicit, request_state, set_default
 
 log = logging.getLogger("django_oauth_mtls.client_auth")
 
 #: The client's application and its mTLS row in one query, compiled once per connection.
 APPLICATION_WITH_MTLS = PreparedLookup(
-    lambda model, client_id: model._default_manager.select_related("mtls").filter(
-        client_id=client_id
+    lambda model, client_id: (
+        objects_manager(model).select_related("mtls").filter(client_id=client_id)
     )
 )
 

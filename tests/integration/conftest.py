@@ -160,3 +160,25 @@ def use_validator(settings: Any) -> Any:
 
     yield use
     _forget_cached_cores()
+
+
+def run_pytest_swapped(*selection: str, timeout: int = 300) -> Any:
+    """Run pytest on ``selection`` in a subprocess under ``tests.settings_swapped`` (a swapped
+    Application model), with its own in-memory SQLite; returns the completed process."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("DATABASE_URL", None)  # its own in-memory SQLite, not the outer run's test database
+    env.pop("TEST_SQLITE_PATH", None)
+    command = [sys.executable, "-m", "pytest", "--ds=tests.settings_swapped"]
+    return subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        [*command, "-p", "no:cacheprovider", "-q", *selection],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

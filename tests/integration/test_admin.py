@@ -10,10 +10,7 @@ subprocess with ``--ds=tests.settings_swapped`` (Application swapped to
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import subprocess
-import sys
 from html import unescape
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 
 from django_oauth_mtls.models import AccessTokenBinding, MTLSClient
 from tests import pki
+from tests.integration.conftest import run_pytest_swapped
 
 pytestmark = pytest.mark.django_db
 
@@ -545,25 +543,8 @@ def test_swapped_application_admin(admin_client, make_app, mtls_settings, client
 
 
 def test_admin_under_swapped_application():
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("DATABASE_URL", None)  # its own in-memory SQLite, not the outer run's test database
-    env.pop("TEST_SQLITE_PATH", None)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--ds=tests.settings_swapped",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            f"{Path(__file__).relative_to(ROOT)}::test_swapped_application_admin",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_pytest_swapped(
+        f"{Path(__file__).relative_to(ROOT)}::test_swapped_application_admin"
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout, result.stdout

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, connections, models, transaction
-from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
@@ -156,15 +155,6 @@ def test_revoked_token_is_gone_at_the_next_lookup(make_app):
     assert ACCESS_TOKEN_WITH_BINDING.first(AccessToken, token.token_checksum) is None
 
 
-def test_a_broken_transaction_is_refused_as_by_the_orm(make_app):
-    app = make_app(tls_client_auth_san_dns="client-one.example.com")
-    with transaction.atomic():
-        with pytest.raises(IntegrityError):
-            Application.objects.create(client_id=app.client_id, client_secret="x")
-        with pytest.raises(TransactionManagementError):
-            APPLICATION_WITH_MTLS.first(Application, app.client_id)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_each_thread_compiles_for_its_own_connection(make_app):
     lookup = PreparedLookup(lambda model, value: model.objects.filter(client_id=value))
@@ -202,17 +192,21 @@ class FilteringQuerySet(models.QuerySet):
 
 def test_a_customised_manager_or_queryset_is_not_prepared():
     class WithManager:
-        _default_manager = FilteringManager()
+        objects = FilteringManager()
 
     class WithQuerySet:
-        _default_manager = models.Manager.from_queryset(FilteringQuerySet)()
+        objects = models.Manager.from_queryset(FilteringQuerySet)()
 
     class Plain:
+        objects = models.Manager()
+
+    class NoObjects:
         _default_manager = models.Manager()
 
     assert not _plain_manager(WithManager)  # type: ignore[arg-type]
     assert not _plain_manager(WithQuerySet)  # type: ignore[arg-type]
     assert _plain_manager(Plain)  # type: ignore[arg-type]
+    assert not _plain_manager(NoObjects)  # type: ignore[arg-type]
     assert _plain_manager(Application) and _plain_manager(AccessToken)
 
 
