@@ -12,9 +12,10 @@ as ``QuerySet`` does.
 Nothing but the SQL text is kept: every call runs the query, sees the row as it is now, and goes
 through the connection's cursor (its execute wrappers, ``CaptureQueriesContext``, the broken
 transaction guard). A lookup falls back to the ordinary queryset, for good, on a model whose
-default manager or queryset class is customised (its ``get_queryset`` may filter by request
-state that a compiled text would freeze) and on a query that does not compile to one parameter
-for the value.
+``objects`` manager (the one DOT reads) or queryset class is customised (its ``get_queryset``
+may filter by request state that a compiled text would freeze), and on a query whose only
+parameter is not the value exactly as given (a second parameter would be frozen; a lookup that
+rewrites its value, as ``iexact`` escapes LIKE wildcards, would be bypassed).
 """
 
 from __future__ import annotations
