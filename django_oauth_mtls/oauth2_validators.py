@@ -19,7 +19,6 @@ import hashlib
 import logging
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -53,7 +52,6 @@ __all__ = [
     "MTLSValidatorMixin",
     "RefreshRaceError",
     "UnauthenticatedClientError",
-    "binding_of",
     "mtls_client_of",
 ]
 
@@ -185,10 +183,8 @@ class MTLSValidatorMixin(
                 .filter(source_refresh_token=stored)
                 .first()
             )
-            previous_binding = binding_of(previous)
-            if previous_binding is not None and not thumbprints_match(
-                previous_binding.x5t_s256, presented
-            ):
+            previous_x5t = x5t_s256_of(previous)
+            if previous_x5t is not None and not thumbprints_match(previous_x5t, presented):
                 self._refuse_refresh(
                     request, "within the grace period the refresh needs the same client certificate"
                 )
@@ -281,10 +277,10 @@ class MTLSValidatorMixin(
             .filter(source_refresh_token_id=stored.pk)
             .first()
         )
-        previous_binding = binding_of(previous)
+        previous_x5t = x5t_s256_of(previous)
         certificate = self._presented_certificate(request)
-        if previous_binding is not None and not thumbprints_match(
-            previous_binding.x5t_s256, certificate.x5t_s256 if certificate else None
+        if previous_x5t is not None and not thumbprints_match(
+            previous_x5t, certificate.x5t_s256 if certificate else None
         ):
             self._refuse_refresh(
                 request,
@@ -375,16 +371,6 @@ class MTLSValidatorMixin(
         if error.get("error", "invalid_token") != "invalid_token":
             return  # insufficient_scope: the token itself was fine
         refuse_access_token(type(self), request, "token_invalid", keep_description=True)
-
-
-def binding_of(token: Any) -> Any:
-    """A token's binding row, or ``None`` (no query when it was ``select_related``)."""
-    if token is None:
-        return None
-    try:
-        return token.mtls_binding
-    except ObjectDoesNotExist:
-        return None
 
 
 def _flagged(client: Any) -> bool:

@@ -50,8 +50,6 @@ def _compiled_on(connection: Any) -> dict[Any, Any]:
 class _Compiled:
     __slots__ = (
         "sql",
-        "params",
-        "index",
         "compiler",
         "converters",
         "init_list",
@@ -68,9 +66,7 @@ class _Compiled:
         # be frozen at its first value for the life of the connection.
         if list(params) != [_SENTINEL] or compiler.annotation_col_map or not sql:
             raise ValueError("the lookup does not compile to exactly one parameter, the value")
-        self.sql = sql
-        self.params = list(params)
-        self.index = 0
+        self.sql = sql  # run with [value]: the value is its one parameter
         self.compiler = compiler
         select, klass_info = compiler.select, compiler.klass_info
         fields = [column[0] for column in select[: compiler.col_count]]
@@ -135,10 +131,8 @@ class PreparedLookup:
             compiled = self._compile(model, db, connection)
         if compiled is _FALLBACK or not isinstance(value, str):
             return self._build(model, value).first()
-        params = list(compiled.params)
-        params[compiled.index] = value
         with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, params)
+            cursor.execute(compiled.sql, [value])
             rows = cursor.fetchmany(1)
         if compiled.converters:
             rows = compiled.compiler.apply_converters(rows, compiled.converters)

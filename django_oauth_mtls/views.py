@@ -38,6 +38,7 @@ from oauthlib.common import urlencode
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from oauthlib.oauth2.rfc8628.grant_types import DeviceCodeGrant
 
+from .binding import x5t_s256_of
 from .state import collecting_issued_tokens, oauth2_error_of
 
 log = logging.getLogger("django_oauth_mtls.views")
@@ -286,15 +287,8 @@ class MTLSIntrospectTokenView(IntrospectTokenView):  # type: ignore[misc]
             data["username"] = token.user.get_username()
         if token.resource:
             data["aud"] = token.resource
-        binding = _binding_of(token)
-        if binding is not None:
+        x5t = x5t_s256_of(token)
+        if x5t is not None:
             # RFC 8705 §3.2: the confirmation method, top-level, as in a JWT.
-            data["cnf"] = {"x5t#S256": binding.x5t_s256}
+            data["cnf"] = {"x5t#S256": x5t}
         return JsonResponse(data)
-
-
-def _binding_of(token: Any) -> Any:
-    try:
-        return token.mtls_binding
-    except ObjectDoesNotExist:
-        return None
