@@ -131,6 +131,16 @@ def authorization_code(client: Client, app: Any, user: Any) -> tuple[str, str]:
     return code, verifier
 
 
+def code_grant(code: str, verifier: str) -> dict[str, str]:
+    """The token request body that redeems ``authorization_code``'s (code, verifier)."""
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": verifier,
+        "redirect_uri": "https://client.example/cb",
+    }
+
+
 @pytest.fixture
 def user(db: Any) -> Any:
     from django.contrib.auth import get_user_model

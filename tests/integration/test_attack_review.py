@@ -29,6 +29,7 @@ from tests.integration.conftest import (
     _forget_cached_cores,
     authorization_code,
     basic,
+    code_grant,
     post_form,
     token_request,
 )
@@ -384,12 +385,7 @@ def test_authorization_code_of_one_client_redeemed_by_another(
         client,
         victim,
         client_cert,
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": "https://client.example/cb",
-        },
+        data=code_grant(code, verifier),
     )
     assert response.status_code == 400, response.content
     assert response.json()["error"] == "invalid_grant"
@@ -398,12 +394,7 @@ def test_authorization_code_of_one_client_redeemed_by_another(
     own = post_form(
         client,
         "/o/token/",
-        {
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": "https://client.example/cb",
-        },
+        code_grant(code, verifier),
         HTTP_AUTHORIZATION=basic(issuer.client_id, SECRET),
     )
     assert own.status_code == 200, own.content
@@ -425,12 +416,7 @@ def test_bound_refresh_token_of_one_public_client_used_by_another(
         client,
         first,
         holder,
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": "https://client.example/cb",
-        },
+        data=code_grant(code, verifier),
     )
     assert issued.status_code == 200, issued.content
     refresh = {"grant_type": "refresh_token", "refresh_token": issued.json()["refresh_token"]}
@@ -453,12 +439,7 @@ def test_mtls_client_refresh_token_without_its_certificate(
         client,
         victim,
         client_cert,
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": "https://client.example/cb",
-        },
+        data=code_grant(code, verifier),
     )
     assert issued.status_code == 200, issued.content
     refresh = {"grant_type": "refresh_token", "refresh_token": issued.json()["refresh_token"]}

@@ -12,7 +12,14 @@ from oauth2_provider.models import get_access_token_model, get_refresh_token_mod
 
 from django_oauth_mtls.models import AccessTokenBinding, RefreshTokenBinding
 from tests import pki
-from tests.integration.conftest import SECRET, authorization_code, basic, post_form, token_request
+from tests.integration.conftest import (
+    SECRET,
+    authorization_code,
+    basic,
+    code_grant,
+    post_form,
+    token_request,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -306,12 +313,7 @@ def test_introspection_cnf(client, make_app, bound_app, mtls_settings, client_ce
 
 def code_tokens(client, app, cert, user):
     code, verifier = authorization_code(client, app, user)
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "code_verifier": verifier,
-        "redirect_uri": "https://client.example/cb",
-    }
+    data = code_grant(code, verifier)
     if app.client_type == "public":
         return issue(client, app, cert, data=data)
     return issue(client, app, cert, data=data)
@@ -396,12 +398,7 @@ def test_certificate_less_refresh_of_a_bound_grant_is_refused(
         tls_client_certificate_bound_access_tokens=True,
     )
     code, verifier = authorization_code(client, app, user)
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "code_verifier": verifier,
-        "redirect_uri": "https://client.example/cb",
-    }
+    data = code_grant(code, verifier)
     auth = {"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)}
     tokens = issue(client, app, client_cert, data=data, send_client_id=False, headers=auth)
     first = token_request(
@@ -439,12 +436,7 @@ def test_refresh_without_certificate_allowed_when_policy_unbound(
         tls_client_certificate_bound_access_tokens=True,
     )
     code, verifier = authorization_code(client, app, user)
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "code_verifier": verifier,
-        "redirect_uri": "https://client.example/cb",
-    }
+    data = code_grant(code, verifier)
     auth = {"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)}
     tokens = issue(client, app, client_cert, data=data, send_client_id=False, headers=auth)
     mtls_settings.OAUTH2_MTLS = {

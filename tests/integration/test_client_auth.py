@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from django_oauth_mtls import signals
 from tests import pki
-from tests.integration.conftest import SECRET, basic, post_form, token_request
+from tests.integration.conftest import SECRET, basic, code_grant, post_form, token_request
 
 pytestmark = pytest.mark.django_db
 
@@ -481,12 +481,7 @@ def test_authorization_code_and_refresh_grants(
         tls_client_auth_san_dns="client-one.example.com", grant_type="authorization-code"
     )
     code, verifier = authorization_code(client, app, user)
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "code_verifier": verifier,
-        "redirect_uri": "https://client.example/cb",
-    }
+    data = code_grant(code, verifier)
     response = token_request(client, app, client_cert, data=data)
     assert response.status_code == 200, response.content
     refresh = {"grant_type": "refresh_token", "refresh_token": response.json()["refresh_token"]}

@@ -32,7 +32,7 @@ from oauth2_provider.models import get_access_token_model, get_refresh_token_mod
 from django_oauth_mtls.models import AccessTokenBinding, RefreshTokenBinding
 from tests import pki
 from tests.conftest import ON_CI
-from tests.integration.conftest import authorization_code, token_request
+from tests.integration.conftest import authorization_code, code_grant, token_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -113,12 +113,7 @@ def race_refreshes(
         client,
         app,
         certificates[0],
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": "https://client.example/cb",
-        },
+        data=code_grant(code, verifier),
     )
     assert first.status_code == 200, first.content
     old_refresh = first.json()["refresh_token"]

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from fuzz.targets import ENCODERS, mutate_bytes, mutate_text
 from tests import pki
-from tests.integration.conftest import SECRET, basic, post_form, token_request
+from tests.integration.conftest import SECRET, basic, code_grant, post_form, token_request
 from tests.jwks_server import jwk_set, self_signed
 from tests.jwt_forge import AUDIENCE, ISSUER, Signer, flip_signature_byte
 
@@ -129,12 +129,7 @@ def world(client, make_app, mtls_settings, client_cert, root_ca, user, tmp_path)
         client,
         code_app,
         client_cert,
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": "https://client.example/cb",
-        },
+        data=code_grant(code, verifier),
     )
     assert response.status_code == 200, response.content
     tokens += [response.json()["access_token"], response.json()["refresh_token"]]

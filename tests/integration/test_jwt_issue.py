@@ -22,7 +22,14 @@ from oauth2_provider.models import get_access_token_model, get_refresh_token_mod
 from django_oauth_mtls import jwt_issue, jwt_keys
 from django_oauth_mtls.models import AccessTokenBinding, MTLSClient
 from tests import pki
-from tests.integration.conftest import SECRET, authorization_code, basic, post_form, token_request
+from tests.integration.conftest import (
+    SECRET,
+    authorization_code,
+    basic,
+    code_grant,
+    post_form,
+    token_request,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -575,12 +582,7 @@ def test_jwt_resources_refuses_a_resource_inherited_from_the_grant(
         client,
         code_app,
         client_cert,
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": "https://client.example/cb",
-        },
+        data=code_grant(code, verifier),
     )
     assert response.status_code == 400, response.content
     assert response.json()["error"] == "invalid_target"

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management import CommandError, call_command
 
 from django_oauth_mtls import jwt_keys
+from tests.integration.conftest import code_grant
 from tests.integration.test_jwt_issue import AUDIENCE, ISSUER, JWKS_URL, issue, verify, write_key
 
 pytestmark = pytest.mark.django_db
@@ -296,14 +297,13 @@ def fresh_cores() -> Any:
     _forget_cached_cores()
 
 
-def test_id_token_at_hash_is_of_the_jwt(
-    client, make_app, jwt_mode, client_cert, user, tmp_path, fresh_cores
-):
-    oidc_pem = rsa_pem()
+def oidc_jwt_grant(client, make_app, jwt_mode, client_cert, user, tmp_path):
+    """OIDC on (an RS256 ID-token key), a jwt-format signing key, and an authorization-code
+    grant with ``openid`` for a bound ``tls_client_auth`` client: ``(app, token response)``."""
     jwt_mode.OAUTH2_PROVIDER = {
         **jwt_mode.OAUTH2_PROVIDER,
         "OIDC_ENABLED": True,
-        "OIDC_RSA_PRIVATE_KEY": oidc_pem,
+        "OIDC_RSA_PRIVATE_KEY": rsa_pem(),
         "SCOPES": {**jwt_mode.OAUTH2_PROVIDER["SCOPES"], "openid": "OpenID"},
     }
     keys(jwt_mode, [write_key(tmp_path / "a.pem")])
@@ -319,13 +319,15 @@ def test_id_token_at_hash_is_of_the_jwt(
         client,
         app,
         client_cert,
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": "https://client.example/cb",
-        },
+        data=code_grant(code, verifier),
     )
+    return app, body
+
+
+def test_id_token_at_hash_is_of_the_jwt(
+    client, make_app, jwt_mode, client_cert, user, tmp_path, fresh_cores
+):
+    app, body = oidc_jwt_grant(client, make_app, jwt_mode, client_cert, user, tmp_path)
     _header, claims = verify(client, body["access_token"])
     assert claims["scope"] == "openid read" and claims["sub"] == str(user.pk)
     id_claims = assert_at_hash(client, app, body)
@@ -396,32 +398,11 @@ def userinfo(client: Any, token: str, cert: Any) -> Any:
 def test_userinfo_accepts_a_jwt_whose_audience_names_it(
     client, make_app, jwt_mode, client_cert, user, tmp_path, fresh_cores
 ):
-    jwt_mode.OAUTH2_PROVIDER = {**jwt_mode.OAUTH2_PROVIDER, "OIDC_ENABLED": True, "OIDC_RSA_PRIVATE_KEY": rsa_pem(),
-                                "SCOPES": {**jwt_mode.OAUTH2_PROVIDER["SCOPES"], "openid": "OpenID"}}  # fmt: skip
     jwt_mode.OAUTH2_MTLS = {
         **jwt_mode.OAUTH2_MTLS,
         "JWT_AUDIENCE": [AUDIENCE, "https://testserver/o/userinfo/"],
     }
-    keys(jwt_mode, [write_key(tmp_path / "a.pem")])
-    app = make_app(
-        tls_client_auth_san_dns="client-one.example.com",
-        grant_type="authorization-code",
-        tls_client_certificate_bound_access_tokens=True,
-    )
-    app.algorithm = "RS256"
-    app.save()
-    code, verifier = oidc_code(client, app, user)
-    body = issue(
-        client,
-        app,
-        client_cert,
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": "https://client.example/cb",
-        },
-    )
+    _app, body = oidc_jwt_grant(client, make_app, jwt_mode, client_cert, user, tmp_path)
     assert verify(client, body["access_token"])[1]["aud"] == [
         AUDIENCE,
         "https://testserver/o/userinfo/",

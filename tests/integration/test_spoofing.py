@@ -35,7 +35,7 @@ from django.test import Client
 
 from django_oauth_mtls import signals
 from tests import pki
-from tests.integration.conftest import authorization_code, post_form, token_request
+from tests.integration.conftest import authorization_code, code_grant, post_form, token_request
 from tests.jwks_server import self_signed
 
 pytestmark = pytest.mark.django_db
@@ -390,12 +390,7 @@ def test_row13_bound_refresh_token_with_another_certificate(client, make_app, mt
         client,
         app,
         holder,
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": "https://client.example/cb",
-        },
+        data=code_grant(code, verifier),
     )
     assert issued.status_code == 200, issued.content
     before = get_access_token_model().objects.count()

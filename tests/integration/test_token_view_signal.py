@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from oauth2_provider.signals import app_authorized
 
-from tests.integration.conftest import SECRET, basic, post_form, token_request
+from tests.integration.conftest import SECRET, basic, code_grant, post_form, token_request
 
 pytestmark = pytest.mark.django_db
 
@@ -86,12 +86,7 @@ def test_in_place_refresh_falls_back_to_dot_lookup(
         client,
         app,
         client_cert,
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": "https://client.example/cb",
-        },
+        data=code_grant(code, verifier),
     )
     assert first.status_code == 200, first.content
     again = token_request(
