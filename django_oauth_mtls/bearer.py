@@ -33,7 +33,7 @@ from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauthlib.common import Request
 
-from .conf import mtls_settings
+from .conf import JWT_MODES, mtls_settings
 from .jwt_checks import is_jws
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
 ]
 
 #: The modes in which a JWS is checked locally.
-JWT_MODES: Final = frozenset({"jwt", "jwt_or_database", "jwt_or_introspection"})
 #: DOT's endpoints on the AS that validate bearer tokens against the database in every mode.
 AUTHORIZATION_SERVER_ENDPOINTS: Final = ("oauth2_provider:user-info", "oauth2_provider:introspect")
 

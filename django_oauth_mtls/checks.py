@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Critical, Error, Warning
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS, SETTINGS_NAME, mtls_settings
+from .conf import ACCESS_TOKEN_FORMATS, DEFAULTS, SETTINGS_NAME, mtls_settings
 from .proxies import SOURCES
 
 MIDDLEWARE_PATH = "django_oauth_mtls.middleware.ClientCertificateMiddleware"
@@ -21,7 +21,7 @@ FILE_SETTINGS = ("TRUSTED_CA_CERTIFICATES", "INTERMEDIATE_CERTIFICATES")
 CHOICES = {
     "BOUND_TOKEN_WITHOUT_CERTIFICATE": ("error", "unbound"),
     "REFRESH_TOKEN_BINDING": ("public", "all", "none"),
-    "ACCESS_TOKEN_FORMAT": ("opaque", "jwt"),
+    "ACCESS_TOKEN_FORMAT": ACCESS_TOKEN_FORMATS,
 }
 
 

@@ -77,6 +77,8 @@ TOKEN_VALIDATION_MODES = (
     "jwt_or_database",
     "jwt_or_introspection",
 )
+#: The modes in which a resource checks a JWS itself (RFC 9068), with or without a fallback.
+JWT_MODES = frozenset({"jwt", "jwt_or_database", "jwt_or_introspection"})
 #: ``alg`` values a resource may accept; ``none`` and every ``HS*`` never are.
 JWT_ALGORITHMS = ("ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384",
                   "RS512", "EdDSA")  # fmt: skip

@@ -16,13 +16,11 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
-
 from .certificates import ClientCertificate
 from .client_auth import authenticate_certificate
 from .conf import mtls_settings
 from .exceptions import ClientAuthError
-from .models import SELF_SIGNED_TLS_CLIENT_AUTH, TLS_CLIENT_AUTH, MTLSClient
+from .models import SELF_SIGNED_TLS_CLIENT_AUTH, TLS_CLIENT_AUTH, MTLSClient, mtls_client_of
 
 __all__ = [
     "Explanation",
@@ -141,13 +139,6 @@ _FAILED_STEP = {
 }
 
 
-def _mtls_of(application: Any) -> MTLSClient | None:
-    try:
-        return application.mtls  # type: ignore[no-any-return]
-    except ObjectDoesNotExist:
-        return None
-
-
 def explain(
     application: Any,
     certificate: ClientCertificate | None,
@@ -164,7 +155,7 @@ def explain(
     """
     return explain_registration(
         application,
-        _mtls_of(application),
+        mtls_client_of(application),
         certificate,
         intake=intake,
         intake_problem=intake_problem,

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
+from .binding import cnf
 from .exceptions import TokenEndpointHeaders
 from .jwt_keys import AccessTokenKey
 
@@ -68,8 +69,6 @@ TOKEN_TYPE = "at+jwt"
 REGISTERED_CLAIMS = frozenset(
     {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "cnf"}
 )
-#: The instance-``__dict__`` key marking a token-endpoint request (never a request parameter).
-TOKEN_ENDPOINT_KEY = "_django_oauth_mtls_token_endpoint"
 
 
 class _TokenEndpointError(TokenEndpointHeaders, OAuth2Error):  # type: ignore[misc]
@@ -120,7 +119,7 @@ def access_token_claims(
         "scope": scope,
     }
     if x5t_s256:
-        claims["cnf"] = {"x5t#S256": x5t_s256}  # RFC 8705 §3.1
+        claims["cnf"] = cnf(x5t_s256)  # RFC 8705 §3.1
     for name, value in (extra or {}).items():
         if name not in REGISTERED_CLAIMS:
             claims[name] = value
@@ -176,7 +175,9 @@ def note_token_request(request: Any) -> None:
     """Called by ``validate_grant_type`` (token-endpoint grants only, before anything is
     stored): mark the request as one whose access token may be a JWT, and refuse a
     ``resource`` outside ``JWT_RESOURCES`` (oauthlib answers with its JSON and ``no-store``)."""
-    vars(request)[TOKEN_ENDPOINT_KEY] = True
+    from .state import request_state
+
+    request_state(request).token_endpoint = True
     _refuse_unlisted(request, _named_resources(request))
 
 
@@ -210,7 +211,7 @@ def access_token_format(client: Any) -> str:
     """``"jwt"`` or ``"opaque"``: the client's ``MTLSClient.access_token_format``, else the
     setting."""
     from .conf import mtls_settings
-    from .validator_client_auth import mtls_client_of
+    from .models import mtls_client_of
 
     mtls = mtls_client_of(client)
     chosen = getattr(mtls, "access_token_format", "") if mtls is not None else ""
@@ -220,9 +221,9 @@ def access_token_format(client: Any) -> str:
 
 
 def _wants_jwt(request: Any) -> bool:
-    return (
-        bool(vars(request).get(TOKEN_ENDPOINT_KEY)) and access_token_format(request.client) == "jwt"
-    )
+    from .state import request_state
+
+    return request_state(request).token_endpoint and access_token_format(request.client) == "jwt"
 
 
 # --- glue: minting ------------------------------------------------------------------------------

@@ -16,13 +16,10 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
-from .conf import JWT_ALGORITHMS, SETTINGS_NAME, TOKEN_VALIDATION_MODES, mtls_settings
+from .conf import JWT_ALGORITHMS, JWT_MODES, SETTINGS_NAME, TOKEN_VALIDATION_MODES, mtls_settings
 from .jwks_addresses import uri_problem
 
 __all__ = ["JWT_MODES", "check_jwt_resource"]
-
-#: The modes in which a JWS is checked locally (as ``bearer.JWT_MODES``, without importing DOT).
-JWT_MODES = ("jwt", "jwt_or_database", "jwt_or_introspection")
 
 
 def check_jwt_resource(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

@@ -13,7 +13,7 @@ import hashlib
 from typing import Any
 
 from django.contrib.auth.hashers import identify_hasher
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models, router, transaction
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.generators import generate_client_secret
@@ -375,6 +375,16 @@ class MTLSClient(models.Model):
         except ValueError:
             return True
         return False
+
+
+def mtls_client_of(application: Any) -> MTLSClient | None:
+    """The application's mTLS row, without a query when it was ``select_related``."""
+    if application is None:
+        return None
+    try:
+        return application.mtls  # type: ignore[no-any-return]
+    except ObjectDoesNotExist:
+        return None
 
 
 class AccessTokenBinding(models.Model):

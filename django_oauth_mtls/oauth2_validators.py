@@ -32,7 +32,7 @@ from .certificates import ClientCertificate
 from .conf import mtls_settings
 from .fapi import fapi2_active
 from .intake import get_client_certificate
-from .models import AccessTokenBinding, RefreshTokenBinding
+from .models import AccessTokenBinding, RefreshTokenBinding, mtls_client_of
 from .prepared import PreparedInsert, PreparedLookup, objects_manager
 from .resource_server import ResourceServerMixin
 from .state import explicit, note_issued, oauth2_error_of, request_state, set_default
@@ -41,7 +41,6 @@ from .validator_client_auth import (
     ClientAuthenticationMixin,
     RefreshRaceError,
     UnauthenticatedClientError,
-    mtls_client_of,
 )
 from .validator_device import DeviceCodeMixin
 from .validator_jwt import JWTValidatorMixin, refuse_access_token, token_client_id

@@ -36,6 +36,8 @@ class RequestState:
     certificate: ClientCertificate | None = None
     #: RFC 8705 §3: the thumbprint new tokens are bound to, or ``None`` (unbound).
     bind_to: str | None = None
+    #: A token-endpoint grant (``validate_grant_type``): its access token may be a JWT.
+    token_endpoint: bool = False
     #: The refresh token's grant was issued bound (FAPI 2: keep it bound).
     grant_bound: bool = False
     #: The answer depended on the certificate (RFC 9440 §2.4: ``Cache-Control: no-store``).

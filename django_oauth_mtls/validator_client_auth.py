@@ -22,7 +22,6 @@ import logging
 from typing import Any, NoReturn
 from urllib.parse import unquote_plus
 
-from django.core.exceptions import ObjectDoesNotExist
 from oauth2_provider.models import get_application_model
 from oauthlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError
 
@@ -33,7 +32,7 @@ from .descriptions import BEARER_CONFLICT, INTAKE_PHRASES, client_auth_descripti
 from .exceptions import ClientAuthError, TokenEndpointHeaders
 from .fapi import METHOD_REFUSED, fapi2_active
 from .intake import get_client_certificate
-from .models import MTLSClient
+from .models import mtls_client_of
 from .prepared import PreparedLookup, objects_manager
 from .state import explicit, request_state, set_default
 
@@ -57,16 +56,6 @@ class RefreshRaceError(TokenEndpointHeaders, InvalidGrantError):  # type: ignore
 class UnauthenticatedClientError(TokenEndpointHeaders, InvalidClientError):  # type: ignore[misc]
     """``invalid_client`` raised while a token is saved for a client that registered an mTLS
     method and that no certificate authenticated in this request."""
-
-
-def mtls_client_of(application: Any) -> MTLSClient | None:
-    """The application's mTLS row, without a query when it was ``select_related``."""
-    if application is None:
-        return None
-    try:
-        return application.mtls  # type: ignore[no-any-return]
-    except ObjectDoesNotExist:
-        return None
 
 
 class ClientAuthenticationMixin:

@@ -37,6 +37,7 @@ from django.utils.module_loading import import_string
 
 from . import signals
 from .bearer import BearerRequest, at_authorization_server_endpoint, resource_config
+from .conf import JWT_MODES
 from .descriptions import access_token_description
 from .intake import get_client_certificate
 from .jwt_checks import JWTError, check_access_token, is_jws
@@ -52,8 +53,6 @@ __all__ = [
 
 log = logging.getLogger("django_oauth_mtls.resource")
 
-#: Modes that never check a JWS locally.
-_STORED_MODES: Final = frozenset({"database", "introspection"})
 #: Routine refusals, logged at INFO; every other one at WARNING.
 _ROUTINE: Final = frozenset({"token_invalid", "jwt_expired"})
 
@@ -134,7 +133,7 @@ class JWTValidatorMixin:
 
     def validate_bearer_token(self, token: str, scopes: Any, request: Any) -> bool:
         mode = resource_config().mode
-        if mode in _STORED_MODES or not token:
+        if mode not in JWT_MODES or not token:  # database, introspection: no JWS checked here
             return super().validate_bearer_token(token, scopes, request)  # type: ignore[misc,no-any-return]
         jws = isinstance(token, str) and is_jws(token)
         # A BearerRequest was made only after bearer.py found the path is no AS endpoint.

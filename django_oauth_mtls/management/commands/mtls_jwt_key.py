@@ -116,11 +116,7 @@ def _write(path: str, data: bytes, mode: int) -> None:
 
 
 def _oidc_kids() -> list[str]:
-    from oauth2_provider.settings import oauth2_settings
+    """The kids of DOT's OIDC keys, as the JWK set publishes them (none while OIDC is off)."""
+    from django_oauth_mtls.jwks_info import oidc_keys
 
-    if not (oauth2_settings.OIDC_ENABLED and oauth2_settings.OIDC_RSA_PRIVATE_KEY):
-        return []
-    from oauth2_provider.utils import jwk_from_pem
-
-    pems = [oauth2_settings.OIDC_RSA_PRIVATE_KEY, *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE]
-    return [jwk_from_pem(pem).thumbprint() for pem in pems]
+    return [key["kid"] for key in oidc_keys()]
