@@ -470,7 +470,14 @@ def test_hashed_token_storage_stores_the_checksum_of_the_jws(
     verify(client, token)
 
 
-def test_implicit_front_channel_tokens_stay_opaque(client, make_app, jwt_settings, user, settings):
+@pytest.mark.parametrize(
+    "shadow",
+    [{}, {"token_endpoint": "1"}, {"_django_oauth_mtls_token_endpoint": "1"}],
+    ids=["plain", "token_endpoint", "old-key-name"],
+)
+def test_implicit_front_channel_tokens_stay_opaque(
+    client, make_app, jwt_settings, user, settings, shadow
+):
     settings.OAUTH2_PROVIDER = {
         **settings.OAUTH2_PROVIDER,
         "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
@@ -487,6 +494,7 @@ def test_implicit_front_channel_tokens_stay_opaque(client, make_app, jwt_setting
             "redirect_uri": "https://client.example/cb",
             "scope": "read",
             "grant_type": "authorization_code",
+            **shadow,  # parameters named like the token-endpoint mark never set it
         },
     )
     assert response.status_code == 302, response.content
