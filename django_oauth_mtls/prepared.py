@@ -26,6 +26,7 @@ from typing import Any
 
 from django.db import connections, models, router, transaction
 from django.db.models import query as django_query
+from django.db.models import signals
 
 log = logging.getLogger("django_oauth_mtls.prepared")
 
@@ -206,3 +207,104 @@ class PreparedInsert:
             log.info("insert into %s not prepared (%s); using the ORM", self._model, error)
         _compiled_on(connection)[self] = compiled
         return compiled
+
+
+#: What ``Model.save()`` runs for a new row; a model that overrides any of them is saved by it.
+_SAVE_PATH = ("save", "save_base", "_save_parents", "_save_table", "_do_insert")
+
+
+class PreparedCreate:
+    """``instance.save()`` for a new instance of a model whose saving is Django's own, with
+    the ``INSERT … RETURNING`` text compiled once per connection and model.
+
+    For DOT's access token, written with every token response: ``Model.save`` spent more time
+    compiling the statement than the database spent running it. Everything else is as
+    ``Model.save`` does it: ``pre_save`` and ``post_save`` (``created=True``) are sent, each
+    field's ``pre_save`` runs (``auto_now_add``, DOT's token checksum) and its
+    ``get_db_prep_save`` prepares the value, the primary key comes back by ``RETURNING``, an
+    error dooms the enclosing atomic block, and the instance ends up saved
+    (``_state.adding`` false, ``_state.db`` set). ``instance.save()`` itself runs instead for a
+    model that customises its saving, has parents, a proxy, generated or database-default
+    fields, a custom base manager, ``order_with_respect_to``, for an instance that has a
+    primary key already or holds an expression, and on a backend without ``RETURNING``.
+    """
+
+    def save_new(self, instance: models.Model) -> None:
+        model = type(instance)
+        db = router.db_for_write(model, instance=instance)
+        connection = connections[db]
+        compiled = _compiled_on(connection).get((self, model))
+        if compiled is None:
+            compiled = self._compile(model, db, connection)
+        if compiled is _FALLBACK or not _new_and_plain(instance, compiled[1]):
+            instance.save()
+            return
+        sql, fields, converters, compiler = compiled
+        # As Model.save: related objects must be saved, their keys are copied in.
+        instance._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
+        signals.pre_save.send(
+            sender=model, instance=instance, raw=False, using=db, update_fields=None
+        )
+        with transaction.mark_for_rollback_on_error(using=db):
+            values = [field.pre_save(instance, True) for field in fields]
+            if any(hasattr(value, "resolve_expression") for value in values):
+                # A pre_save receiver set an expression: the ORM's own INSERT (no second signal).
+                instance._save_table(cls=model, using=db)  # type: ignore[attr-defined]
+            else:
+                params = [
+                    f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)
+                ]
+                with connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    row = cursor.fetchone()
+                if converters:
+                    row = next(iter(compiler.apply_converters([row], converters)))
+                setattr(instance, model._meta.pk.attname, row[0])
+        instance._state.db = db
+        instance._state.adding = False
+        signals.post_save.send(
+            sender=model, instance=instance, created=True, update_fields=None, raw=False, using=db
+        )
+
+    def _compile(self, model: type[models.Model], db: str, connection: Any) -> Any:
+        from django.db.models.sql import InsertQuery
+
+        compiled: Any = _FALLBACK
+        try:
+            meta = model._meta
+            pk = meta.pk
+            if any(getattr(model, name) is not getattr(models.Model, name) for name in _SAVE_PATH):
+                raise ValueError("its saving is customised")
+            if meta.parents or meta.proxy or meta.auto_created or meta.order_with_respect_to:
+                raise ValueError("parents, proxy, auto-created or order_with_respect_to")
+            if meta.base_manager_name or not connection.features.can_return_columns_from_insert:
+                raise ValueError("a custom base manager, or no INSERT … RETURNING")
+            if pk is not meta.auto_field or list(meta.db_returning_fields) != [pk]:
+                raise ValueError("the primary key is not the one auto field returned")
+            fields = [f for f in meta.local_concrete_fields if f is not pk]
+            if any(
+                f.generated or f.has_db_default() or hasattr(f, "get_placeholder") for f in fields
+            ):
+                raise ValueError("generated, database-default or placeholder fields")
+            query = InsertQuery(model)
+            query.insert_values(fields, [model()], raw=True)
+            compiler = query.get_compiler(using=db)
+            compiler.returning_fields = [pk]
+            statements = compiler.as_sql()
+            if len(statements) != 1 or len(statements[0][1]) != len(fields):
+                raise ValueError("not one INSERT with one parameter per field")
+            if getattr(compiler, "returning_params", ()):
+                raise ValueError("RETURNING into out-parameters")
+            converters = compiler.get_converters([pk.get_col(meta.db_table)])
+            compiled = (statements[0][0], fields, converters, compiler)
+        except Exception as error:  # noqa: BLE001 - any failure means "use Model.save"
+            log.info("insert into %s not prepared (%s); using Model.save", model, error)
+        _compiled_on(connection)[(self, model)] = compiled
+        return compiled
+
+
+def _new_and_plain(instance: models.Model, fields: list[Any]) -> bool:
+    """A new instance (no primary key) with no expression among its values."""
+    if not instance._state.adding or instance.pk is not None:
+        return False
+    return not any(hasattr(getattr(instance, f.attname), "resolve_expression") for f in fields)
