@@ -208,7 +208,7 @@ class MTLSValidatorMixin(
         # RFC 9068: a jwt-format token is minted here, after DOT settled expiry and resource.
         with jwt_issue.minted(request, token, expires) as expires:
             # DOT's own method would run: the same row, by one prepared INSERT.
-            if dot_creates_access_tokens(type(self), MTLSValidatorMixin):  # type: ignore[arg-type]
+            if dot_creates_access_tokens(type(self), MTLSValidatorMixin):
                 access_token = create_access_token(
                     self, expires, request, token, source_refresh_token
                 )

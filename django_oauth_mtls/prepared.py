@@ -21,6 +21,7 @@ rewrites its value, as ``iexact`` escapes LIKE wildcards, would be bypassed).
 from __future__ import annotations
 
 import logging
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -211,6 +212,8 @@ class PreparedInsert:
 
 #: What ``Model.save()`` runs for a new row; a model that overrides any of them is saved by it.
 _SAVE_PATH = ("save", "save_base", "_save_parents", "_save_table", "_do_insert")
+#: Field hooks that make a placeholder depend on the value (Django 5.2, Django 6.1).
+_PLACEHOLDER_HOOKS = ("get_placeholder", "get_placeholder_sql")
 
 
 class PreparedCreate:
@@ -221,23 +224,30 @@ class PreparedCreate:
     compiling the statement than the database spent running it. Everything else is as
     ``Model.save`` does it: ``pre_save`` and ``post_save`` (``created=True``) are sent, each
     field's ``pre_save`` runs (``auto_now_add``, DOT's token checksum) and its
-    ``get_db_prep_save`` prepares the value, the primary key comes back by ``RETURNING``, an
-    error dooms the enclosing atomic block, and the instance ends up saved
-    (``_state.adding`` false, ``_state.db`` set). ``instance.save()`` itself runs instead for a
-    model that customises its saving, has parents, a proxy, generated or database-default
-    fields, a custom base manager, ``order_with_respect_to``, for an instance that has a
-    primary key already or holds an expression, and on a backend without ``RETURNING``.
+    ``get_db_prep_save`` prepares the value, the primary key comes back by ``RETURNING`` through
+    the backend's own hook, an error dooms the enclosing atomic block, and the instance ends up
+    saved (``_state.adding`` false, ``_state.db`` set).
+
+    ``instance.save()`` itself runs instead when the model customises its saving (checked on
+    every call: a patch made later is honoured), for an instance that has a primary key already
+    or holds an expression, and, decided per connection, for a model with parents, a proxy,
+    generated, database-default or placeholder fields, a custom base manager or
+    ``order_with_respect_to``, and on a backend without ``RETURNING``. A ``pre_save`` receiver
+    that sets the primary key or an expression gets the ORM's own ``_save_table``.
     """
 
     def save_new(self, instance: models.Model) -> None:
         model = type(instance)
+        if _customised_save(model) or not _new_and_plain(instance):
+            instance.save()
+            return
         db = router.db_for_write(model, instance=instance)
         connection = connections[db]
         compiled = _compiled_on(connection).get((self, model))
         if compiled is None:
             compiled = self._compile(model, db, connection)
-        if compiled is _FALLBACK or not _new_and_plain(instance, compiled[1]):
-            instance.save()
+        if compiled is _FALLBACK:
+            instance.save(using=db)
             return
         sql, fields, converters, compiler = compiled
         # As Model.save: related objects must be saved, their keys are copied in.
@@ -247,23 +257,30 @@ class PreparedCreate:
         )
         with transaction.mark_for_rollback_on_error(using=db):
             values = [field.pre_save(instance, True) for field in fields]
-            if any(hasattr(value, "resolve_expression") for value in values):
-                # A pre_save receiver set an expression: the ORM's own INSERT (no second signal).
-                instance._save_table(cls=model, using=db)  # type: ignore[attr-defined]
+            if instance.pk is not None or any(hasattr(v, "resolve_expression") for v in values):
+                # A pre_save receiver set the key or an expression: the ORM's own save of the
+                # row (an UPDATE or an INSERT, the expression evaluated; no second signal).
+                updated = instance._save_table(cls=model, using=db)  # type: ignore[attr-defined]
             else:
+                updated = False
                 params = [
                     f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)
                 ]
                 with connection.cursor() as cursor:
                     cursor.execute(sql, params)
-                    row = cursor.fetchone()
+                    row = _returned_row(connection, cursor, compiler)
                 if converters:
                     row = next(iter(compiler.apply_converters([row], converters)))
                 setattr(instance, model._meta.pk.attname, row[0])
         instance._state.db = db
         instance._state.adding = False
         signals.post_save.send(
-            sender=model, instance=instance, created=True, update_fields=None, raw=False, using=db
+            sender=model,
+            instance=instance,
+            created=not updated,
+            update_fields=None,
+            raw=False,
+            using=db,
         )
 
     def _compile(self, model: type[models.Model], db: str, connection: Any) -> Any:
@@ -273,8 +290,6 @@ class PreparedCreate:
         try:
             meta = model._meta
             pk = meta.pk
-            if any(getattr(model, name) is not getattr(models.Model, name) for name in _SAVE_PATH):
-                raise ValueError("its saving is customised")
             if meta.parents or meta.proxy or meta.auto_created or meta.order_with_respect_to:
                 raise ValueError("parents, proxy, auto-created or order_with_respect_to")
             if meta.base_manager_name or not connection.features.can_return_columns_from_insert:
@@ -283,18 +298,20 @@ class PreparedCreate:
                 raise ValueError("the primary key is not the one auto field returned")
             fields = [f for f in meta.local_concrete_fields if f is not pk]
             if any(
-                f.generated or f.has_db_default() or hasattr(f, "get_placeholder") for f in fields
+                f.generated or f.has_db_default() or any(hasattr(f, h) for h in _PLACEHOLDER_HOOKS)
+                for f in fields
             ):
                 raise ValueError("generated, database-default or placeholder fields")
+            # Compiled from a stand-in, not a model instance: no pre_init/post_init, no defaults
+            # run (raw: the compiler only reads the attributes).
+            stand_in = types.SimpleNamespace(**dict.fromkeys(f.attname for f in fields))
             query = InsertQuery(model)
-            query.insert_values(fields, [model()], raw=True)
+            query.insert_values(fields, [stand_in], raw=True)  # type: ignore[list-item]
             compiler = query.get_compiler(using=db)
             compiler.returning_fields = [pk]
             statements = compiler.as_sql()
             if len(statements) != 1 or len(statements[0][1]) != len(fields):
                 raise ValueError("not one INSERT with one parameter per field")
-            if getattr(compiler, "returning_params", ()):
-                raise ValueError("RETURNING into out-parameters")
             converters = compiler.get_converters([pk.get_col(meta.db_table)])
             compiled = (statements[0][0], fields, converters, compiler)
         except Exception as error:  # noqa: BLE001 - any failure means "use Model.save"
@@ -303,8 +320,23 @@ class PreparedCreate:
         return compiled
 
 
-def _new_and_plain(instance: models.Model, fields: list[Any]) -> bool:
+def _customised_save(model: type[models.Model]) -> bool:
+    return any(getattr(model, name) is not getattr(models.Model, name) for name in _SAVE_PATH)
+
+
+def _new_and_plain(instance: models.Model) -> bool:
     """A new instance (no primary key) with no expression among its values."""
     if not instance._state.adding or instance.pk is not None:
         return False
-    return not any(hasattr(getattr(instance, f.attname), "resolve_expression") for f in fields)
+    return not any(
+        hasattr(getattr(instance, f.attname), "resolve_expression")
+        for f in instance._meta.local_concrete_fields
+    )
+
+
+def _returned_row(connection: Any, cursor: Any, compiler: Any) -> Any:
+    """The row of ``RETURNING``, read by the backend's own hook (Django 6.1, then 5.2)."""
+    ops = connection.ops
+    if hasattr(ops, "fetch_returned_rows"):
+        return ops.fetch_returned_rows(cursor, compiler.returning_params)[0]
+    return ops.fetch_returned_insert_columns(cursor, compiler.returning_params)
