@@ -44,9 +44,16 @@ OURS_SOURCE=${OURS_SOURCE:-head}
 #   ours_tuned  what a user tuned for throughput runs: gthread workers (keep-alive, as wrk uses),
 #               persistent database connections (CONN_MAX_AGE=600), WAL with synchronous=NORMAL.
 # OURS_GUNICORN_ARGS / OURS_TUNED_GUNICORN_ARGS override the gunicorn arguments.
+# Tuned: 4 workers x 1 thread (2 cores). With threads, the thread holding SQLite's write lock
+# waits for its process's GIL: the lock was held 0.9-1.0 ms per token instead of 0.4-0.6, and
+# writers that found it taken slept in SQLite's busy handler for 7-10 ms on average instead of
+# 0.1-1.5 (docs/performance.md, "Tail latency"). floor_tuned runs the same arguments (P11 compares
+# with the same server set-up).
+: "${OURS_TUNED_GUNICORN_ARGS:=--workers 4 --worker-class gthread --threads 1 --keep-alive 75}"
+export FLOOR_TUNED_GUNICORN_ARGS=${FLOOR_TUNED_GUNICORN_ARGS:-$OURS_TUNED_GUNICORN_ARGS}
 ours_configure() {  # ours_configure default|tuned
   if [ "$1" = tuned ]; then
-    OURS_ARGS=${OURS_TUNED_GUNICORN_ARGS:-"--workers 3 --worker-class gthread --threads 4 --keep-alive 75"}
+    OURS_ARGS=$OURS_TUNED_GUNICORN_ARGS
     export PEERBENCH_OURS_CONN_MAX_AGE=600 PEERBENCH_OURS_SQLITE_SYNCHRONOUS=NORMAL
     OURS_LABEL="tuned: gthread, CONN_MAX_AGE=600, synchronous=NORMAL"
   else
