@@ -48,7 +48,6 @@ __all__ = [
     "verify_request",
 ]
 
-#: The modes in which a JWS is checked locally.
 #: DOT's endpoints on the AS that validate bearer tokens against the database in every mode.
 AUTHORIZATION_SERVER_ENDPOINTS: Final = ("oauth2_provider:user-info", "oauth2_provider:introspect")
 

@@ -42,11 +42,45 @@ _FALLBACK = object()
 #: thread), so they live and die with it — a thread that ends takes its entries along, and no
 #: lock is needed. Bounded by the lookups of this module times the models they are used with.
 _ATTRIBUTE = "_django_oauth_mtls_prepared"
+#: What ``Model.save()`` runs for a new row; a model that overrides any of them is saved by it.
+_SAVE_PATH = ("save", "save_base", "_save_parents", "_save_table", "_do_insert")
+#: Field hooks that make a placeholder depend on the value (Django 5.2, Django 6.1).
+_PLACEHOLDER_HOOKS = ("get_placeholder", "get_placeholder_sql")
 
 
 def _compiled_on(connection: Any) -> dict[Any, Any]:
     cache: dict[Any, Any] = vars(connection).setdefault(_ATTRIBUTE, {})
     return cache
+
+
+def _compiled(connection: Any, key: Any, compile: Callable[[], Any]) -> Any:
+    """The connection's compiled form for ``key``; ``compile()`` (the form, or ``_FALLBACK``)
+    the first time."""
+    cache = _compiled_on(connection)
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = compile()
+    return found
+
+
+def _insert_sql(model: type[models.Model], fields: list[Any], db: str, returning: Any) -> Any:
+    """``(sql, compiler)``: Django's ``INSERT`` of one row of ``fields`` (``RETURNING`` the
+    ``returning`` fields, if any), one parameter per field. Compiled from a stand-in, not a
+    model instance (no ``pre_init``/``post_init``, no default runs; ``raw``: the compiler only
+    reads its attributes). A field whose placeholder depends on its value is refused."""
+    from django.db.models.sql import InsertQuery
+
+    if any(hasattr(f, hook) for f in fields for hook in _PLACEHOLDER_HOOKS):
+        raise ValueError("a field with a value-dependent placeholder")
+    stand_in = types.SimpleNamespace(**dict.fromkeys(f.attname for f in fields))
+    query = InsertQuery(model)
+    query.insert_values(fields, [stand_in], raw=True)  # type: ignore[list-item]
+    compiler = query.get_compiler(using=db)
+    compiler.returning_fields = returning
+    statements = compiler.as_sql()
+    if len(statements) != 1 or len(statements[0][1]) != len(fields):
+        raise ValueError("not one INSERT with one parameter per field")
+    return statements[0][0], compiler
 
 
 class _Compiled:
@@ -128,9 +162,7 @@ class PreparedLookup:
     def first(self, model: type[models.Model], value: str) -> Any:
         db = router.db_for_read(model)
         connection = connections[db]
-        compiled = _compiled_on(connection).get((self, model))
-        if compiled is None:
-            compiled = self._compile(model, db, connection)
+        compiled = _compiled(connection, (self, model), lambda: self._compile(model, db))
         if compiled is _FALLBACK or not isinstance(value, str):
             return self._build(model, value).first()
         with connection.cursor() as cursor:
@@ -145,15 +177,13 @@ class PreparedLookup:
             return instance
         return None
 
-    def _compile(self, model: type[models.Model], db: str, connection: Any) -> Any:
-        compiled: Any = _FALLBACK
+    def _compile(self, model: type[models.Model], db: str) -> Any:
         if _plain_manager(model):
             try:
-                compiled = _Compiled(self._build(model, _SENTINEL).order_by("pk")[:1], db)
+                return _Compiled(self._build(model, _SENTINEL).order_by("pk")[:1], db)
             except Exception as error:  # noqa: BLE001 - any failure means "use the queryset"
                 log.info("lookup on %s not prepared (%s); using the queryset", model, error)
-        _compiled_on(connection)[(self, model)] = compiled
-        return compiled
+        return _FALLBACK
 
 
 class PreparedInsert:
@@ -175,9 +205,7 @@ class PreparedInsert:
         model = self._model
         db = router.db_for_write(model)
         connection = connections[db]
-        compiled = _compiled_on(connection).get(self)
-        if compiled is None:
-            compiled = self._compile(db, connection)
+        compiled = _compiled(connection, self, lambda: self._compile(db))
         if compiled is _FALLBACK:
             return model._default_manager.using(db).create(**values)
         sql, fields = compiled
@@ -189,31 +217,17 @@ class PreparedInsert:
         names = [field.attname for field in fields]
         return model.from_db(db, names, [values[name] for name in names])
 
-    def _compile(self, db: str, connection: Any) -> Any:
-        from django.db.models.sql import InsertQuery
-
+    def _compile(self, db: str) -> Any:
         meta = self._model._meta
-        compiled: Any = _FALLBACK
         try:
             fields: list[Any] = [meta.get_field(name) for name in self._field_names]
             if sorted(f.attname for f in meta.concrete_fields) != sorted(f.attname for f in fields):
                 raise ValueError(f"columns beyond {self._field_names}")
-            query = InsertQuery(self._model)
-            query.insert_values(fields, [self._model()])
-            statements = query.get_compiler(using=db).as_sql()
-            if len(statements) != 1:
-                raise ValueError("not one INSERT statement")
-            compiled = (statements[0][0], fields)
+            sql, _compiler = _insert_sql(self._model, fields, db, None)
+            return sql, fields
         except Exception as error:  # noqa: BLE001 - any failure means "use Model.save"
             log.info("insert into %s not prepared (%s); using the ORM", self._model, error)
-        _compiled_on(connection)[self] = compiled
-        return compiled
-
-
-#: What ``Model.save()`` runs for a new row; a model that overrides any of them is saved by it.
-_SAVE_PATH = ("save", "save_base", "_save_parents", "_save_table", "_do_insert")
-#: Field hooks that make a placeholder depend on the value (Django 5.2, Django 6.1).
-_PLACEHOLDER_HOOKS = ("get_placeholder", "get_placeholder_sql")
+            return _FALLBACK
 
 
 class PreparedCreate:
@@ -229,23 +243,23 @@ class PreparedCreate:
     saved (``_state.adding`` false, ``_state.db`` set).
 
     ``instance.save()`` itself runs instead when the model customises its saving (checked on
-    every call: a patch made later is honoured), for an instance that has a primary key already
-    or holds an expression, and, decided per connection, for a model with parents, a proxy,
-    generated, database-default or placeholder fields, a custom base manager or
-    ``order_with_respect_to``, and on a backend without ``RETURNING``. A ``pre_save`` receiver
-    that sets the primary key or an expression gets the ORM's own ``_save_table``.
+    every call: a patch made later is honoured), for an instance that has a primary key already,
+    and, decided per connection, for a model with parents, a proxy, generated, database-default
+    or placeholder fields, a custom base manager or ``order_with_respect_to``, and on a backend
+    without ``RETURNING``. An expression among the values, or a primary key that a ``pre_save``
+    receiver sets, gets the ORM's own ``_save_table`` (after the one ``pre_save``).
     """
 
     def save_new(self, instance: models.Model) -> None:
         model = type(instance)
-        if _customised_save(model) or not _new_and_plain(instance):
+        if _customised_save(model) or not instance._state.adding or instance.pk is not None:
             instance.save()
             return
         db = router.db_for_write(model, instance=instance)
         connection = connections[db]
-        compiled = _compiled_on(connection).get((self, model))
-        if compiled is None:
-            compiled = self._compile(model, db, connection)
+        compiled = _compiled(
+            connection, (self, model), lambda: self._compile(model, db, connection)
+        )
         if compiled is _FALLBACK:
             instance.save(using=db)
             return
@@ -258,8 +272,9 @@ class PreparedCreate:
         with transaction.mark_for_rollback_on_error(using=db):
             values = [field.pre_save(instance, True) for field in fields]
             if instance.pk is not None or any(hasattr(v, "resolve_expression") for v in values):
-                # A pre_save receiver set the key or an expression: the ORM's own save of the
-                # row (an UPDATE or an INSERT, the expression evaluated; no second signal).
+                # An expression among the values, or a key a pre_save receiver set: the ORM's
+                # own save of the row (an UPDATE or an INSERT, the expression evaluated; no
+                # second signal).
                 updated = instance._save_table(cls=model, using=db)  # type: ignore[attr-defined]
             else:
                 updated = False
@@ -284,9 +299,6 @@ class PreparedCreate:
         )
 
     def _compile(self, model: type[models.Model], db: str, connection: Any) -> Any:
-        from django.db.models.sql import InsertQuery
-
-        compiled: Any = _FALLBACK
         try:
             meta = model._meta
             pk = meta.pk
@@ -297,41 +309,17 @@ class PreparedCreate:
             if pk is not meta.auto_field or list(meta.db_returning_fields) != [pk]:
                 raise ValueError("the primary key is not the one auto field returned")
             fields = [f for f in meta.local_concrete_fields if f is not pk]
-            if any(
-                f.generated or f.has_db_default() or any(hasattr(f, h) for h in _PLACEHOLDER_HOOKS)
-                for f in fields
-            ):
-                raise ValueError("generated, database-default or placeholder fields")
-            # Compiled from a stand-in, not a model instance: no pre_init/post_init, no defaults
-            # run (raw: the compiler only reads the attributes).
-            stand_in = types.SimpleNamespace(**dict.fromkeys(f.attname for f in fields))
-            query = InsertQuery(model)
-            query.insert_values(fields, [stand_in], raw=True)  # type: ignore[list-item]
-            compiler = query.get_compiler(using=db)
-            compiler.returning_fields = [pk]
-            statements = compiler.as_sql()
-            if len(statements) != 1 or len(statements[0][1]) != len(fields):
-                raise ValueError("not one INSERT with one parameter per field")
-            converters = compiler.get_converters([pk.get_col(meta.db_table)])
-            compiled = (statements[0][0], fields, converters, compiler)
+            if any(f.generated or f.has_db_default() for f in fields):
+                raise ValueError("generated or database-default fields")
+            sql, compiler = _insert_sql(model, fields, db, [pk])
+            return sql, fields, compiler.get_converters([pk.get_col(meta.db_table)]), compiler
         except Exception as error:  # noqa: BLE001 - any failure means "use Model.save"
             log.info("insert into %s not prepared (%s); using Model.save", model, error)
-        _compiled_on(connection)[(self, model)] = compiled
-        return compiled
+            return _FALLBACK
 
 
 def _customised_save(model: type[models.Model]) -> bool:
     return any(getattr(model, name) is not getattr(models.Model, name) for name in _SAVE_PATH)
-
-
-def _new_and_plain(instance: models.Model) -> bool:
-    """A new instance (no primary key) with no expression among its values."""
-    if not instance._state.adding or instance.pk is not None:
-        return False
-    return not any(
-        hasattr(getattr(instance, f.attname), "resolve_expression")
-        for f in instance._meta.local_concrete_fields
-    )
 
 
 def _returned_row(connection: Any, cursor: Any, compiler: Any) -> Any:

@@ -38,7 +38,7 @@ from oauthlib.common import urlencode
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from oauthlib.oauth2.rfc8628.grant_types import DeviceCodeGrant
 
-from .binding import x5t_s256_of
+from .binding import cnf, x5t_s256_of
 from .state import collecting_issued_tokens, oauth2_error_of
 
 log = logging.getLogger("django_oauth_mtls.views")
@@ -290,5 +290,5 @@ class MTLSIntrospectTokenView(IntrospectTokenView):  # type: ignore[misc]
         x5t = x5t_s256_of(token)
         if x5t is not None:
             # RFC 8705 §3.2: the confirmation method, top-level, as in a JWT.
-            data["cnf"] = {"x5t#S256": x5t}
+            data["cnf"] = cnf(x5t)
         return JsonResponse(data)
