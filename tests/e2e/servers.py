@@ -226,6 +226,25 @@ def migrate(sqlite_path: Path, log: Path, extra_env: dict[str, str] | None = Non
         raise RuntimeError(f"manage.py migrate failed:\n{result.stdout}{result.stderr}")
 
 
+def example_shell(
+    sqlite_path: Path, code: str, *, extra_env: dict[str, str] | None = None, stdin: str = ""
+) -> str:
+    """Run ``code`` in the example's ``manage.py shell``; the last line it printed."""
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-c", code],
+        input=stdin,
+        env={**example_env(sqlite_path), **(extra_env or {})},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode:
+        raise RuntimeError(f"manage.py shell failed:\n{result.stdout}{result.stderr}")
+    return result.stdout.strip().splitlines()[-1]
+
+
 def start_gunicorn(
     source: str,
     directory: Path,

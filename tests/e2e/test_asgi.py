@@ -12,7 +12,6 @@ the metadata's issuer is ``https://host:port`` (``SECURE_PROXY_SSL_HEADER`` and 
 from __future__ import annotations
 
 import ssl
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,16 +68,7 @@ def database(e2e_dir: Path) -> tuple[Path, str]:
     directory = _subdir(e2e_dir, "asgi")
     sqlite_path = directory / "example.sqlite3"
     servers.migrate(sqlite_path, directory / "migrate.log")
-    created = subprocess.run(  # noqa: S603
-        [sys.executable, str(servers.ROOT / "manage.py"), "shell", "-c", CREATE_CLIENT],
-        env=servers.example_env(sqlite_path),
-        cwd=servers.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return sqlite_path, created.stdout.strip().splitlines()[-1]
+    return sqlite_path, servers.example_shell(sqlite_path, CREATE_CLIENT)
 
 
 @pytest.fixture(params=[False, True], ids=["no-proxy-headers", "uvicorn-default-proxy-headers"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,16 +41,7 @@ def bound_setup(e2e_dir: Path, e2e_pki: E2EPki) -> Iterator[tuple[str, str]]:
     directory = _subdir(e2e_dir, "binding")
     sqlite_path = directory / "example.sqlite3"
     servers.migrate(sqlite_path, directory / "migrate.log")
-    created = subprocess.run(  # noqa: S603
-        [sys.executable, str(servers.ROOT / "manage.py"), "shell", "-c", CREATE_CLIENT],
-        env=servers.example_env(sqlite_path),
-        cwd=servers.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    client_id = created.stdout.strip().splitlines()[-1]
+    client_id = servers.example_shell(sqlite_path, CREATE_CLIENT)
     app = servers.start_gunicorn(
         "nginx",
         _subdir(directory, "gunicorn"),

@@ -35,8 +35,6 @@ import os
 import re
 import secrets
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -212,13 +210,10 @@ def deployment(e2e_dir: Path, e2e_pki: E2EPki) -> Iterator[Deployment]:
             "username": USERNAME, "password": PASSWORD, "redirect_uri": REDIRECT_URI,
             "jwks_uri": jwks.url("/jwks"), "jwks_uri_control": jwks.url("/jwks-control"),
         }  # fmt: skip
-        created = subprocess.run(  # noqa: S603
-            [sys.executable, str(servers.ROOT / "manage.py"), "shell", "-c", CREATE_CLIENTS],
-            input=json.dumps(spec), env={**servers.example_env(directory / "unused.sqlite3"), **env},
-            cwd=servers.ROOT, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        assert created.returncode == 0, created.stdout + created.stderr
-        clients = json.loads(created.stdout.strip().splitlines()[-1])
+        created = servers.example_shell(
+            directory / "unused.sqlite3", CREATE_CLIENTS, extra_env=env, stdin=json.dumps(spec)
+        )
+        clients = json.loads(created)
         nodes = start_nodes(directory, "node", env)
         for node in nodes:
             stack.callback(node.stop)

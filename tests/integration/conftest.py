@@ -101,6 +101,41 @@ def basic(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
 
+def secret_basic(app: Any) -> dict[str, Any]:
+    """``token_request`` keywords for ``client_secret_basic``: the application's id and
+    ``SECRET`` in a Basic header, no ``client_id`` in the body."""
+    return {
+        "send_client_id": False,
+        "headers": {"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)},
+    }
+
+
+def introspect(client: Client, app: Any, cert: pki.Issued, token: str) -> dict[str, Any]:
+    """RFC 7662 introspection of ``token`` by ``app``, authenticated with ``cert`` (nginx)."""
+    return post_form(  # type: ignore[no-any-return]
+        client,
+        "/o/introspect/",
+        {"token": token, "client_id": app.client_id},
+        REMOTE_ADDR="127.0.0.1",
+        HTTP_X_SSL_CLIENT_CERT=cert.nginx(),
+    ).json()
+
+
+def implicit_authorize(client: Client, app: Any, user: Any, **extra: str) -> Any:
+    """``GET /o/authorize/`` with ``response_type=token`` (the front channel) for ``user``, the
+    application pre-approved; ``extra`` adds query parameters."""
+    app.skip_authorization = True
+    app.save()
+    client.force_login(user)
+    query = {
+        "response_type": "token",
+        "client_id": app.client_id,
+        "redirect_uri": "https://client.example/cb",
+        "scope": "read",
+    }
+    return client.get("/o/authorize/", {**query, **extra})
+
+
 def authorization_code(client: Client, app: Any, user: Any) -> tuple[str, str]:
     """Run DOT's real authorization endpoint (PKCE S256, consent skipped); (code, verifier)."""
     import hashlib

@@ -17,7 +17,10 @@ from tests.integration.conftest import (
     authorization_code,
     basic,
     code_grant,
+    implicit_authorize,
+    introspect,
     post_form,
+    secret_basic,
     token_request,
 )
 
@@ -200,8 +203,7 @@ def test_secret_client_gets_a_bound_token(client, make_app, mtls_settings, clien
         client,
         app,
         self_signed,
-        send_client_id=False,
-        headers={"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)},
+        **secret_basic(app),
     )["access_token"]
     assert AccessTokenBinding.objects.get().x5t_s256 == self_signed.x5t_s256
     assert get(client, "/test/decorated/", token, self_signed).status_code == 200
@@ -231,8 +233,7 @@ def test_bind_all_tokens_is_opportunistic(client, make_app, mtls_settings, clien
         client,
         app,
         client_cert,
-        send_client_id=False,
-        headers={"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)},
+        **secret_basic(app),
     )
     assert AccessTokenBinding.objects.get().x5t_s256 == client_cert.x5t_s256
     # Without a certificate: unbound, never an error.
@@ -252,18 +253,7 @@ def test_flagged_clients_get_no_front_channel_tokens(client, make_app, mtls_sett
         grant_type="implicit",
         tls_client_certificate_bound_access_tokens=True,
     )
-    app.skip_authorization = True
-    app.save()
-    client.force_login(user)
-    response = client.get(
-        "/o/authorize/",
-        {
-            "response_type": "token",
-            "client_id": app.client_id,
-            "redirect_uri": "https://client.example/cb",
-            "scope": "read",
-        },
-    )
+    response = implicit_authorize(client, app, user)
     assert response.status_code in (302, 400)
     assert "access_token=" not in response.get("Location", "")
     assert not get_access_token_model().objects.exists()
@@ -283,16 +273,6 @@ def test_revocation_deletes_the_binding(client, bound_app, mtls_settings, client
 
 
 # --- introspection (RFC 8705 §3.2) -------------------------------------------------------------
-
-
-def introspect(client, app, cert, token):
-    return post_form(
-        client,
-        "/o/introspect/",
-        {"token": token, "client_id": app.client_id},
-        REMOTE_ADDR="127.0.0.1",
-        HTTP_X_SSL_CLIENT_CERT=cert.nginx(),
-    ).json()
 
 
 def test_introspection_cnf(client, make_app, bound_app, mtls_settings, client_cert):
@@ -319,10 +299,27 @@ def code_tokens(client, app, cert, user):
     return issue(client, app, cert, data=data)
 
 
-def refresh(client, app, cert, refresh_token):
+def refresh(client, app, cert, refresh_token, **kwargs):
     return token_request(
-        client, app, cert, data={"grant_type": "refresh_token", "refresh_token": refresh_token}
+        client,
+        app,
+        cert,
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        **kwargs,
     )
+
+
+def secret_bound_grant(client, make_app, cert, user):
+    """A ``client_secret_basic`` code-grant client flagged for bound tokens: ``(app, its Basic
+    keywords, the tokens of its code grant made with cert)``."""
+    app = make_app(
+        "client_secret_basic",
+        grant_type="authorization-code",
+        tls_client_certificate_bound_access_tokens=True,
+    )
+    code, verifier = authorization_code(client, app, user)
+    auth = secret_basic(app)
+    return app, auth, issue(client, app, cert, data=code_grant(code, verifier), **auth)
 
 
 @pytest.fixture
@@ -392,37 +389,15 @@ def test_certificate_less_refresh_of_a_bound_grant_is_refused(
     client, make_app, mtls_settings, client_cert, user
 ):
     """FAPI 2: the grant remembers it was bound, though DOT deletes the old access token."""
-    app = make_app(
-        "client_secret_basic",
-        grant_type="authorization-code",
-        tls_client_certificate_bound_access_tokens=True,
-    )
-    code, verifier = authorization_code(client, app, user)
-    data = code_grant(code, verifier)
-    auth = {"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)}
-    tokens = issue(client, app, client_cert, data=data, send_client_id=False, headers=auth)
-    first = token_request(
-        client,
-        app,
-        client_cert,
-        send_client_id=False,
-        headers=auth,
-        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-    )
+    app, auth, tokens = secret_bound_grant(client, make_app, client_cert, user)
+    first = refresh(client, app, client_cert, tokens["refresh_token"], **auth)
     assert first.status_code == 200
     # Rotation deleted the first access token; the new refresh token remembers the grant.
     new_rt = get_refresh_token_model().objects.get(
         token_checksum=_checksum(first.json()["refresh_token"])
     )
     assert new_rt.mtls_binding.grant_bound is True and new_rt.mtls_binding.x5t_s256 == ""
-    response = token_request(
-        client,
-        app,
-        None,
-        send_client_id=False,
-        headers=auth,
-        data={"grant_type": "refresh_token", "refresh_token": first.json()["refresh_token"]},
-    )
+    response = refresh(client, app, None, first.json()["refresh_token"], **auth)
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
     assert "certificate-bound" in response.json()["error_description"]
 
@@ -430,27 +405,12 @@ def test_certificate_less_refresh_of_a_bound_grant_is_refused(
 def test_refresh_without_certificate_allowed_when_policy_unbound(
     client, make_app, mtls_settings, client_cert, user
 ):
-    app = make_app(
-        "client_secret_basic",
-        grant_type="authorization-code",
-        tls_client_certificate_bound_access_tokens=True,
-    )
-    code, verifier = authorization_code(client, app, user)
-    data = code_grant(code, verifier)
-    auth = {"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)}
-    tokens = issue(client, app, client_cert, data=data, send_client_id=False, headers=auth)
+    app, auth, tokens = secret_bound_grant(client, make_app, client_cert, user)
     mtls_settings.OAUTH2_MTLS = {
         **mtls_settings.OAUTH2_MTLS,
         "BOUND_TOKEN_WITHOUT_CERTIFICATE": "unbound",
     }
-    response = token_request(
-        client,
-        app,
-        None,
-        send_client_id=False,
-        headers=auth,
-        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-    )
+    response = refresh(client, app, None, tokens["refresh_token"], **auth)
     assert response.status_code == 200
     assert not AccessTokenBinding.objects.filter(
         access_token__token_checksum=_checksum(response.json()["access_token"])

@@ -13,7 +13,14 @@ from django.test.utils import CaptureQueriesContext
 
 from django_oauth_mtls import signals
 from tests import pki
-from tests.integration.conftest import SECRET, basic, code_grant, post_form, token_request
+from tests.integration.conftest import (
+    SECRET,
+    basic,
+    code_grant,
+    post_form,
+    secret_basic,
+    token_request,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -333,8 +340,7 @@ def test_mtls_client_trying_its_secret(client, make_app, mtls_settings, caplog):
         None,
         "method_conflict",
         caplog,
-        send_client_id=False,
-        headers={"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)},
+        **secret_basic(app),
     )
     refused(client, app, None, "method_conflict", caplog, data={"client_secret": SECRET})
 
@@ -378,8 +384,7 @@ def test_secret_client_with_certificate_is_dot(client, make_app, mtls_settings, 
         client,
         app,
         client_cert,
-        send_client_id=False,
-        headers={"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)},
+        **secret_basic(app),
     )
     assert response.status_code == 200
 

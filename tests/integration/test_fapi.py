@@ -27,7 +27,14 @@ from django_oauth_mtls.conf import mtls_settings as conf
 from django_oauth_mtls.fapi import METHOD_REFUSED, check_profile, fapi2_active
 from django_oauth_mtls.models import AccessTokenBinding
 from django_oauth_mtls.oauth2_validators import MTLSOAuth2Validator, MTLSValidatorMixin
-from tests.integration.conftest import SECRET, authorization_code, basic, post_form, token_request
+from tests.integration.conftest import (
+    SECRET,
+    authorization_code,
+    basic,
+    implicit_authorize,
+    post_form,
+    token_request,
+)
 from tests.jwt_forge import AUDIENCE, ISSUER, Signer
 
 pytestmark = pytest.mark.django_db
@@ -315,10 +322,7 @@ def test_without_the_profile_an_unflagged_client_is_not_bound(make_app, mtls_set
 
 def test_only_response_type_code(client, make_app, fapi2, user):
     app = make_app(None, grant_type="implicit")
-    app.skip_authorization = True
-    app.save()
-    client.force_login(user)
-    response = client.get("/o/authorize/", {"response_type": "token", "client_id": app.client_id, "redirect_uri": "https://client.example/cb", "scope": "read"})  # fmt: skip
+    response = implicit_authorize(client, app, user)
     assert response.status_code == 302, response.content
     location = urlsplit(response["Location"])
     params = parse_qs(location.query) | parse_qs(location.fragment)

@@ -23,11 +23,12 @@ from django_oauth_mtls import jwt_issue, jwt_keys
 from django_oauth_mtls.models import AccessTokenBinding, MTLSClient
 from tests import pki
 from tests.integration.conftest import (
-    SECRET,
     authorization_code,
-    basic,
     code_grant,
+    implicit_authorize,
+    introspect,
     post_form,
+    secret_basic,
     token_request,
 )
 
@@ -160,8 +161,7 @@ def test_unflagged_secret_client_gets_no_cnf(client, make_app, jwt_settings, cli
         client,
         app,
         client_cert,
-        send_client_id=False,
-        headers={"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)},
+        **secret_basic(app),
     )["access_token"]
     assert "cnf" not in verify(client, token)[1]
     assert not AccessTokenBinding.objects.exists()
@@ -174,8 +174,7 @@ def test_flagged_secret_client_presenting_a_certificate_gets_cnf(client, make_ap
         client,
         app,
         self_signed,
-        send_client_id=False,
-        headers={"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)},
+        **secret_basic(app),
     )["access_token"]
     assert verify(client, token)[1]["cnf"] == {"x5t#S256": self_signed.x5t_s256}
 
@@ -183,10 +182,10 @@ def test_flagged_secret_client_presenting_a_certificate_gets_cnf(client, make_ap
 def test_bind_all_tokens(client, make_app, jwt_settings, client_cert):
     jwt_settings.OAUTH2_MTLS = {**jwt_settings.OAUTH2_MTLS, "BIND_ALL_TOKENS": True}
     app = make_app(None)
-    auth = {"HTTP_AUTHORIZATION": basic(app.client_id, SECRET)}
-    with_cert = issue(client, app, client_cert, send_client_id=False, headers=auth)["access_token"]
+    auth = secret_basic(app)
+    with_cert = issue(client, app, client_cert, **auth)["access_token"]
     assert verify(client, with_cert)[1]["cnf"] == {"x5t#S256": client_cert.x5t_s256}
-    without = issue(client, app, None, send_client_id=False, headers=auth)["access_token"]
+    without = issue(client, app, None, **auth)["access_token"]
     assert "cnf" not in verify(client, without)[1]
 
 
@@ -483,20 +482,7 @@ def test_implicit_front_channel_tokens_stay_opaque(
         "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
     }
     app = make_app("none", client_type="public", grant_type="implicit")
-    app.skip_authorization = True
-    app.save()
-    client.force_login(user)
-    response = client.get(
-        "/o/authorize/",
-        {
-            "response_type": "token",
-            "client_id": app.client_id,
-            "redirect_uri": "https://client.example/cb",
-            "scope": "read",
-            "grant_type": "authorization_code",
-            **shadow,  # parameters named like the token-endpoint mark never set it
-        },
-    )
+    response = implicit_authorize(client, app, user, grant_type="authorization_code", **shadow)
     assert response.status_code == 302, response.content
     fragment = response["Location"].split("#", 1)[1]
     token = dict(part.split("=", 1) for part in fragment.split("&"))["access_token"]
@@ -504,16 +490,6 @@ def test_implicit_front_channel_tokens_stay_opaque(
 
 
 # --- introspection and revocation -----------------------------------------------------------------
-
-
-def introspect(client: Any, app: Any, cert: Any, token: str) -> dict[str, Any]:
-    return post_form(
-        client,
-        "/o/introspect/",
-        {"token": token, "client_id": app.client_id},
-        REMOTE_ADDR="127.0.0.1",
-        HTTP_X_SSL_CLIENT_CERT=cert.nginx(),
-    ).json()
 
 
 def test_introspection_of_a_jwt(client, bound_app, jwt_settings, client_cert):

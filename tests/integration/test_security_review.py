@@ -22,7 +22,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from django_oauth_mtls.models import AccessTokenBinding, RefreshTokenBinding
 from django_oauth_mtls.oauth2_validators import MTLSValidatorMixin
 from tests import pki
-from tests.integration.conftest import SECRET, basic, post_form, token_request
+from tests.integration.conftest import SECRET, basic, implicit_authorize, post_form, token_request
 
 pytestmark = pytest.mark.django_db
 
@@ -254,19 +254,8 @@ def test_token_endpoint_parameters_do_not_bind(client, make_app, mtls_settings, 
 
 def test_implicit_flow_binding_parameter_is_ignored(client, make_app, mtls_settings, user):
     app = make_app("none", client_type="public", grant_type="implicit")
-    app.skip_authorization = True
-    app.save()
-    client.force_login(user)
-    response = client.get(
-        "/o/authorize/",
-        {
-            "response_type": "token",
-            "client_id": app.client_id,
-            "redirect_uri": "https://client.example/cb",
-            "scope": "read",
-            "mtls_bind_to": "forged-binding",
-            "mtls_grant_bound": "1",
-        },
+    response = implicit_authorize(
+        client, app, user, mtls_bind_to="forged-binding", mtls_grant_bound="1"
     )
     assert response.status_code == 302, response.content
     assert "access_token" in parse_qs(urlsplit(response["Location"]).fragment)
@@ -277,18 +266,7 @@ def test_implicit_flow_binding_parameter_is_ignored(client, make_app, mtls_setti
 def test_mtls_client_gets_no_front_channel_token(client, make_app, mtls_settings, user):
     """Implicit issues a token to a client nobody authenticated: never for an mTLS client."""
     app = make_app(tls_client_auth_san_dns="client-one.example.com", grant_type="implicit")
-    app.skip_authorization = True
-    app.save()
-    client.force_login(user)
-    response = client.get(
-        "/o/authorize/",
-        {
-            "response_type": "token",
-            "client_id": app.client_id,
-            "redirect_uri": "https://client.example/cb",
-            "scope": "read",
-        },
-    )
+    response = implicit_authorize(client, app, user)
     assert response.status_code in (302, 400)
     assert "access_token=" not in response.get("Location", "")
     assert not get_access_token_model().objects.exists()
