@@ -74,6 +74,10 @@ FUNCTIONS = [
     ),
     ("token write (save_bearer_token, incl. INSERTs and COMMIT)", Q + r"save_bearer_token \("),
     (
+        "  of which the access-token INSERT (Model.save; PreparedCreate since issue #16)",
+        Q + r"_create_access_token \(.*;(?:Model\.save|PreparedCreate\.save_new) \(",
+    ),
+    (
         "  of which our binding INSERT (AccessTokenBinding)",
         Q
         + r"_create_access_token \([^;]*django_oauth_mtls"

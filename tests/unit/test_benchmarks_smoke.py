@@ -218,3 +218,37 @@ def test_peerbench_P7a_P7b_P11_rows_from_a_raw_tsv(tmp_path):
     p11 = next(r for r in rows if r["id"] == "P11" and r["scenario"] == token)
     assert p11["ratio"] == round(1050 / 4000, 3) and p11["verdict"] == "meets the aim"
     assert "pairs: [1.0, 0.9]" in peerbench.table(rows)
+
+
+def test_pyspy_summary_counts_the_access_token_insert_before_and_after(tmp_path, capsys):
+    """The profile row behind docs/performance.md: the access token's INSERT under our
+    ``_create_access_token``, through DOT's ``Model.save`` (before issue #16) or
+    ``PreparedCreate.save_new`` (after); the binding INSERT and the refresh token's save are not
+    it."""
+    from benchmarks import pyspy_summary
+
+    ours = "MTLSValidatorMixin._create_access_token (django_oauth_mtls/oauth2_validators.py:210)"
+    head = "OAuth2Validator.save_bearer_token (oauth2_provider/oauth2_validators.py:831)"
+    stacks = {
+        f"{head};{ours};OAuth2Validator._create_access_token (oauth2_provider/oauth2_validators.py:"
+        "1086);Model.save (django/db/models/base.py:800)": 3,
+        f"{head};{ours};create_access_token (django_oauth_mtls/access_tokens.py:80);"
+        "PreparedCreate.save_new (django_oauth_mtls/prepared.py:270)": 2,
+        f"{head};{ours};PreparedInsert.insert (django_oauth_mtls/prepared.py:190)": 4,
+        f"{head};MTLSValidatorMixin._create_refresh_token (django_oauth_mtls/oauth2_validators.py:"
+        "240);Model.save (django/db/models/base.py:800)": 1,
+    }
+    profile = tmp_path / "profile.raw"
+    profile.write_text("".join(f"{stack} {n}\n" for stack, n in stacks.items()))
+    assert pyspy_summary.main([str(profile)]) == 0
+    rows = {
+        line.split("%", 1)[1].strip(): float(line.split("%", 1)[0])
+        for line in capsys.readouterr().out.splitlines()
+        if line.strip().endswith(")") and "%" in line
+    }
+    assert (
+        rows["of which the access-token INSERT (Model.save; PreparedCreate since issue #16)"]
+        == 50.0
+    )
+    assert rows["of which our binding INSERT (AccessTokenBinding)"] == 40.0
+    assert rows["token write (save_bearer_token, incl. INSERTs and COMMIT)"] == 100.0
