@@ -90,6 +90,25 @@ def _config(peer: str) -> str:
     return "tuned" if "tuned:" in peer else "as dot"
 
 
+def _gunicorn_args(peer: str) -> str | None:
+    """The gunicorn arguments a label names: ours ``(… tuned: ARGS, CONN_MAX_AGE…)`` or
+    ``(… as dot: ARGS)``, the floor's ``floor (Django PINS; ARGS)``."""
+    import re
+
+    match = re.search(r"(?:tuned|as dot): (--[^,)]*)", peer) or re.search(r"; (--[^)]*)\)$", peer)
+    return " ".join(match.group(1).split()) if match else None
+
+
+def same_server(floor_peer: str, our_peer: str) -> bool:
+    """Whether a floor row ran the server set-up of one of our rows (P10, P11): the same
+    gunicorn arguments; labels from before they were named there (``tuned: gthread``) pair the
+    floor with gthread workers with the tuned target."""
+    floor_args, our_args = _gunicorn_args(floor_peer), _gunicorn_args(our_peer)
+    if floor_args is not None and our_args is not None:
+        return floor_args == our_args
+    return ("gthread" in floor_peer) == (_config(our_peer) == "tuned")
+
+
 def is_jwt_peer(peer: str) -> bool:
     """Our P10 rows: ``peerbench_target.sh`` puts ``jwt`` in their peer label."""
     return peer.startswith("ours-") and " jwt " in peer
@@ -112,8 +131,7 @@ def p10_rows(measured: list[dict[str, Any]], out_dir: Path) -> list[dict[str, An
             (
                 r
                 for r in same
-                if r["scenario"] == FLOOR_OF[P10_SCENARIO]
-                and ("gthread" in r["peer"]) == (_config(mine["peer"]) == "tuned")
+                if r["scenario"] == FLOOR_OF[P10_SCENARIO] and same_server(r["peer"], mine["peer"])
             ),
             None,
         )
@@ -348,7 +366,7 @@ def rows_from(out_dir: Path) -> list[dict[str, Any]]:
                     for r in measured
                     if r["scenario"] == FLOOR_OF[scenario]
                     and r["conns"] == mine["conns"]
-                    and ("gthread" in r["peer"]) == (_config(mine["peer"]) == "tuned")
+                    and same_server(r["peer"], mine["peer"])
                 ),
                 None,
             )

@@ -41,21 +41,25 @@ OURS_SOURCE=${OURS_SOURCE:-head}
 # Two configurations, two targets (TARGETS="nop ours ours_tuned"):
 #   ours        the dot peer's set-up: GUNICORN_ARGS (4 sync workers: a TCP connection per
 #               request), a database connection per request, SQLite WAL with synchronous=FULL;
-#   ours_tuned  what a user tuned for throughput runs: gthread workers (keep-alive, as wrk uses),
+#   ours_tuned  what a user tuned for throughput runs: sync workers, one per core,
 #               persistent database connections (CONN_MAX_AGE=600), WAL with synchronous=NORMAL.
 # OURS_GUNICORN_ARGS / OURS_TUNED_GUNICORN_ARGS override the gunicorn arguments.
-# Tuned: 4 workers x 1 thread (2 cores). With threads, the thread holding SQLite's write lock
-# waits for its process's GIL: the lock was held 0.9-1.0 ms per token instead of 0.4-0.6, and
-# writers that found it taken slept in SQLite's busy handler for 7-10 ms on average instead of
-# 0.1-1.5 (docs/performance.md, "Tail latency"). floor_tuned runs the same arguments (P11 compares
-# with the same server set-up).
-: "${OURS_TUNED_GUNICORN_ARGS:=--workers 4 --worker-class gthread --threads 1 --keep-alive 75}"
+# Tuned: sync workers, one per core (OURS_TUNED_WORKERS, default nproc). Measured on this 2-core
+# box against 4 gthread workers x 1 thread (docs/performance.md, "Workers"): the same token
+# throughput (890-901 req/s against 686-945) with a third of the p99 (44-47 ms against 133-145),
+# and 20 % more resource GETs (2,020-2,170 against 1,700-1,760). A sync worker accepts a
+# connection only when it is free, so load spreads over the workers; gthread workers keep the
+# keep-alive connections they accepted, and one worker may end up with most of them (a token run
+# at 686 req/s with the CPU half idle). Threads are worse again on SQLite: the thread holding the
+# write lock waits for its process's GIL while the other writers sleep. floor_tuned runs the
+# same arguments (P11 compares with the same server set-up).
+: "${OURS_TUNED_GUNICORN_ARGS:=--workers ${OURS_TUNED_WORKERS:-$(nproc)} --worker-class sync}"
 export FLOOR_TUNED_GUNICORN_ARGS=${FLOOR_TUNED_GUNICORN_ARGS:-$OURS_TUNED_GUNICORN_ARGS}
 ours_configure() {  # ours_configure default|tuned
   if [ "$1" = tuned ]; then
     OURS_ARGS=$OURS_TUNED_GUNICORN_ARGS
     export PEERBENCH_OURS_CONN_MAX_AGE=600 PEERBENCH_OURS_SQLITE_SYNCHRONOUS=NORMAL
-    OURS_LABEL="tuned: gthread, CONN_MAX_AGE=600, synchronous=NORMAL"
+    OURS_LABEL="tuned: ${OURS_ARGS}, CONN_MAX_AGE=600, synchronous=NORMAL"
   else
     OURS_ARGS=${OURS_GUNICORN_ARGS:-$GUNICORN_ARGS}
     export PEERBENCH_OURS_CONN_MAX_AGE=0 PEERBENCH_OURS_SQLITE_SYNCHRONOUS=

@@ -220,6 +220,44 @@ def test_peerbench_P7a_P7b_P11_rows_from_a_raw_tsv(tmp_path):
     assert "pairs: [1.0, 0.9]" in peerbench.table(rows)
 
 
+def test_P11_pairs_each_row_with_the_floor_that_ran_its_gunicorn_arguments(tmp_path):
+    """Labels that name the gunicorn arguments (the tuned target runs sync workers, as the dot
+    peer's set-up does, only fewer): each of our rows is set beside the floor that ran exactly
+    its arguments, not beside the other sync floor."""
+    from benchmarks import peerbench
+
+    tuned_args = "--workers 2 --worker-class sync"
+    dot_args = "--workers 4 --worker-class sync"
+    token = "b token tls_client_auth (CA-signed)"
+    floor = "f floor POST form (empty DRF APIView)"
+    runs = [
+        (token, "nop-9.13.3", 2000),
+        (
+            token,
+            f"ours-abc123 (bound; tuned: {tuned_args}, CONN_MAX_AGE=600, synchronous=NORMAL)",
+            900,
+        ),
+        (token, f"ours-abc123 (bound; as dot: {dot_args})", 450),
+        (floor, f"floor (Django django==6.1.3; {dot_args})", 3000),
+        (floor, f"floor (Django django==6.1.3; {tuned_args})", 4500),
+    ]
+    raw = "".join(
+        f"{s}\t{peer}\t32\t1\t{rps}\t1.0\t2.0\t{rps * 10}\t0\t0\n" for s, peer, rps in runs
+    )
+    (tmp_path / "raw.tsv").write_text(raw)
+    p11 = {
+        r["ours"]: r["ratio"]
+        for r in peerbench.rows_from(tmp_path)
+        if r["id"] == "P11" and r["scenario"] == token
+    }
+    assert sorted(p11.values()) == [0.15, 0.2]  # 450 / 3000 and 900 / 4500
+    assert peerbench.same_server(f"floor (Django x; {tuned_args})", runs[1][1])
+    assert not peerbench.same_server(f"floor (Django x; {dot_args})", runs[1][1])
+    # a label from before the arguments were named: the gthread floor goes with "tuned"
+    legacy = "ours-1 (bound; tuned: gthread, CONN_MAX_AGE=600, synchronous=NORMAL)"
+    assert peerbench.same_server("floor (Django; --worker-class gthread --threads 4)", legacy)
+
+
 def test_pyspy_summary_counts_the_access_token_insert_before_and_after(tmp_path, capsys):
     """The profile row behind docs/performance.md: the access token's INSERT under our
     ``_create_access_token``, through DOT's ``Model.save`` (before issue #16) or
