@@ -19,6 +19,7 @@ and node-oidc-provider's bound GET (beating it is the aim). Knobs (environment):
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -93,8 +94,6 @@ def _config(peer: str) -> str:
 def _gunicorn_args(peer: str) -> str | None:
     """The gunicorn arguments a label names: ours ``(… tuned: ARGS, CONN_MAX_AGE…)`` or
     ``(… as dot: ARGS)``, the floor's ``floor (Django PINS; ARGS)``."""
-    import re
-
     match = re.search(r"(?:tuned|as dot): (--[^,)]*)", peer) or re.search(r"; (--[^)]*)\)$", peer)
     return " ".join(match.group(1).split()) if match else None
 
@@ -121,8 +120,6 @@ def is_jwt_peer(peer: str) -> bool:
 
 
 def _pool_size(peer: str) -> int | None:
-    import re
-
     match = re.search(r"(\d+)-token pool", peer)
     return int(match.group(1)) if match else None
 

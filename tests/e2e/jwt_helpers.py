@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,25 +35,9 @@ print(app.client_id)
 """
 
 
-def manage(sqlite_path: Path, *argv: str, env: dict[str, str] | None = None) -> str:
-    """``manage.py argv…`` against the example's database at ``sqlite_path``; its stdout."""
-    result = subprocess.run(  # noqa: S603 - our own manage.py
-        [sys.executable, str(servers.ROOT / "manage.py"), *argv],
-        env={**servers.example_env(sqlite_path), **(env or {})},
-        cwd=servers.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode:
-        raise RuntimeError(f"manage.py {argv[0]} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
 def create_bound_client(sqlite_path: Path) -> str:
     """A ``tls_client_auth`` client (SAN dns of ``client_cert``) flagged for bound tokens."""
-    return manage(sqlite_path, "shell", "-c", CREATE_BOUND_CLIENT).strip().splitlines()[-1]
+    return servers.example_shell(sqlite_path, CREATE_BOUND_CLIENT)
 
 
 def generate_key(sqlite_path: Path, path: Path, key_type: str = "ec-p256") -> tuple[str, str]:
@@ -63,7 +45,9 @@ def generate_key(sqlite_path: Path, path: Path, key_type: str = "ec-p256") -> tu
     Writes ``PATH`` (private, 0600) and ``PATH.pub``."""
     printed = dict(
         line.split(" ", 1)
-        for line in manage(sqlite_path, "mtls_jwt_key", "generate", str(path), "--type", key_type)
+        for line in servers.manage(
+            sqlite_path, "mtls_jwt_key", "generate", str(path), "--type", key_type
+        )
         .strip()
         .splitlines()
         if line.startswith(("kid ", "alg "))

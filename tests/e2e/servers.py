@@ -211,38 +211,43 @@ def example_env(sqlite_path: Path, source: str | None = None) -> dict[str, str]:
     return env
 
 
-def migrate(sqlite_path: Path, log: Path, extra_env: dict[str, str] | None = None) -> None:
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
-        env={**example_env(sqlite_path), **(extra_env or {})},
+def manage(
+    sqlite_path: Path,
+    *argv: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: int = 120,
+    log: Path | None = None,
+) -> str:
+    """``manage.py argv…`` against the example's database at ``sqlite_path`` (``env`` on top of
+    ``example_env``); its stdout, also written with stderr to ``log`` if given."""
+    result = subprocess.run(  # noqa: S603 - our own manage.py
+        [sys.executable, str(ROOT / "manage.py"), *argv],
+        input=stdin,
+        env={**example_env(sqlite_path), **(env or {})},
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
         check=False,
     )
-    log.write_text(result.stdout + result.stderr)
+    if log is not None:
+        log.write_text(result.stdout + result.stderr)
     if result.returncode:
-        raise RuntimeError(f"manage.py migrate failed:\n{result.stdout}{result.stderr}")
+        raise RuntimeError(f"manage.py {argv[0]} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def migrate(sqlite_path: Path, log: Path, extra_env: dict[str, str] | None = None) -> None:
+    manage(sqlite_path, "migrate", "--noinput", "-v", "0", env=extra_env, timeout=180, log=log)
 
 
 def example_shell(
     sqlite_path: Path, code: str, *, extra_env: dict[str, str] | None = None, stdin: str = ""
 ) -> str:
     """Run ``code`` in the example's ``manage.py shell``; the last line it printed."""
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, str(ROOT / "manage.py"), "shell", "-c", code],
-        input=stdin,
-        env={**example_env(sqlite_path), **(extra_env or {})},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode:
-        raise RuntimeError(f"manage.py shell failed:\n{result.stdout}{result.stderr}")
-    return result.stdout.strip().splitlines()[-1]
+    printed = manage(sqlite_path, "shell", "-c", code, env=extra_env, stdin=stdin)
+    return printed.strip().splitlines()[-1]
 
 
 def start_gunicorn(
