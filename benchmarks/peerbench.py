@@ -108,12 +108,6 @@ def same_server(floor_peer: str, our_peer: str) -> bool:
     return ("gthread" in floor_peer) == (_config(our_peer) == "tuned")
 
 
-def is_experiment(peer: str) -> bool:
-    """A row measured with an experiment of the benchmark project that the package does not ship
-    (``PEERBENCH_OURS_WRITER_QUEUE``): recorded, never graded against a goal."""
-    return "(experiment)" in peer
-
-
 def is_jwt_peer(peer: str) -> bool:
     """Our P10 rows: ``peerbench_target.sh`` puts ``jwt`` in their peer label."""
     return peer.startswith("ours-") and " jwt " in peer
@@ -287,7 +281,7 @@ def p7b_row(scenario: str, mine: dict[str, Any], dot: dict[str, Any]) -> dict[st
         "ratio": round(statistics.median(pairs), 3),
         "pair_ratios": [round(r, 3) for r in pairs],
         "aim": f">= {GOAL_P7B:g}x in every run",
-        "verdict": "-" if is_experiment(mine["peer"]) else verdict,
+        "verdict": verdict,
     }
 
 
@@ -335,20 +329,7 @@ def rows_from(out_dir: Path) -> list[dict[str, Any]]:
                 continue
             ratio = mine["rps"] / nop["rps"]
             p7a = scenario == P7A_SCENARIO and _config(mine["peer"]) == "tuned"
-            if p7a and is_experiment(mine["peer"]):
-                rows.append(
-                    {
-                        "id": "P7a-experiment",
-                        "scenario": scenario,
-                        "peer": "ours tuned + benchmark-only experiment / nop (no goal)",
-                        "ours": mine["peer"],
-                        "conns": mine["conns"],
-                        "ratio": round(ratio, 3),
-                        "aim": "record: not the package's set-up",
-                        "verdict": "-",
-                    }
-                )
-            elif p7a:
+            if p7a:
                 rows.append(
                     {
                         "id": "P7a",
@@ -401,7 +382,7 @@ def rows_from(out_dir: Path) -> list[dict[str, Any]]:
                         "ratio": round(floor_ratio, 3),
                         "aim": f">= {floor_aim:g}x" if floor_aim else "(record)",
                         "verdict": "-"
-                        if not floor_aim or is_experiment(mine["peer"])
+                        if not floor_aim
                         else ("meets the aim" if floor_ratio >= floor_aim else "short"),
                     }
                 )

@@ -32,6 +32,10 @@ class DjangoOAuthMTLSConfig(AppConfig):
 
         checks.register(project_checks.check_urls, checks.Tags.urls, checks.Tags.security)
         checks.register(project_checks.check_admin, checks.Tags.admin)
+        # The SQLite backend of contrib without a transaction mode it acts on (W040).
+        from .contrib.sqlite3 import checks as sqlite3_checks
+
+        checks.register(sqlite3_checks.check_sqlite_backend)
         if self.apps is not None and self.apps.is_installed("django.contrib.admin"):
             # Our subclasses take the place of DOT's default admins whatever the order of
             # INSTALLED_APPS: admin.py does it when it loads after DOT's admin module, this when

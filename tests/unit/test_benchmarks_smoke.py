@@ -258,45 +258,6 @@ def test_P11_pairs_each_row_with_the_floor_that_ran_its_gunicorn_arguments(tmp_p
     assert peerbench.same_server("floor (Django; --worker-class gthread --threads 4)", legacy)
 
 
-def test_rows_of_the_writer_queue_experiment_are_recorded_not_graded(tmp_path):
-    """PEERBENCH_OURS_WRITER_QUEUE (oursproj/writerqueue.py) is not the package's set-up: its
-    token row may not pass P7a for the package, nor its rows meet P7b or P11."""
-    from benchmarks import peerbench
-
-    tuned = (
-        "tuned: --workers 2 --worker-class sync, CONN_MAX_AGE=600, synchronous=NORMAL, "
-        "SQLite writer queue (experiment)"
-    )
-    token = "b token tls_client_auth (CA-signed)"
-    runs = [
-        (token, "nop-9.13.3", 2000),
-        (token, f"ours-abc123 (bound; {tuned})", 1150),
-        (
-            "f floor POST form (empty DRF APIView)",
-            "floor (Django x; --workers 2 --worker-class sync)",
-            4000,
-        ),
-        ("d resource GET", f"ours-abc123 (bound token + x5t#S256 check; {tuned})", 2000),
-        (
-            "d resource GET",
-            f"ours-abc123 DOT OAuth2Authentication, plain token (same server; {tuned})",
-            2000,
-        ),
-    ]
-    raw = "".join(
-        f"{s}\t{peer}\t32\t1\t{rps}\t1.0\t2.0\t{rps * 10}\t0\t0\n" for s, peer, rps in runs
-    )
-    (tmp_path / "raw.tsv").write_text(raw)
-    rows = {
-        r["id"]: r
-        for r in peerbench.rows_from(tmp_path)
-        if r["scenario"] in (token, "d resource GET")
-    }
-    assert "P7a" not in rows
-    assert rows["P7a-experiment"]["ratio"] == 0.575 and rows["P7a-experiment"]["verdict"] == "-"
-    assert rows["P7b"]["verdict"] == "-" and rows["P11"]["verdict"] == "-"
-
-
 def test_pyspy_summary_counts_the_access_token_insert_before_and_after(tmp_path, capsys):
     """The profile row behind docs/performance.md: the access token's INSERT under our
     ``_create_access_token``, through DOT's ``Model.save`` (before issue #16) or

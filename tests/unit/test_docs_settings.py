@@ -3,7 +3,8 @@
 - docs/settings.md documents every key of ``django_oauth_mtls.conf.DEFAULTS`` with its exact
   default (``### `KEY` `` then ``Default: `<Python literal>` ``), and no other key;
 - docs/checks.md lists every system-check id the package registers (checks.py, metadata.py,
-  jwt_issue_checks.py, jwt_resource_checks.py, fapi.py, project_checks.py), and no id the code does not have.
+  jwt_issue_checks.py, jwt_resource_checks.py, fapi.py, project_checks.py,
+  contrib/sqlite3/checks.py), and no id the code does not have.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CHECK_MODULES = [
     ROOT / "django_oauth_mtls" / "jwt_resource_checks.py",
     ROOT / "django_oauth_mtls" / "fapi.py",
     ROOT / "django_oauth_mtls" / "project_checks.py",
+    ROOT / "django_oauth_mtls" / "contrib" / "sqlite3" / "checks.py",
 ]
 
 HEADING = re.compile(r"^### `([A-Z][A-Z0-9_]*)`\s*$")

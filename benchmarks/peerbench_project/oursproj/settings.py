@@ -31,7 +31,8 @@ WSGI_APPLICATION = "oursproj.wsgi.application"
 
 DATABASES = {
     "default": {
-        "ENGINE": "django.db.backends.sqlite3",
+        # The tuned target runs django_oauth_mtls.contrib.sqlite3 (peerbench_target.sh).
+        "ENGINE": os.environ.get("PEERBENCH_OURS_SQLITE_ENGINE", "django.db.backends.sqlite3"),
         "NAME": os.environ.get("PEERBENCH_OURS_DB", "/tmp/peerbench/ours/db.sqlite3"),
         "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
         # peerbench's dot peer: 0 (a connection per request). OURS_TUNED=1 in

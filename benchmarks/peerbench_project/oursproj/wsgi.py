@@ -11,8 +11,3 @@ if os.environ.get("PEERBENCH_OURS_LOCKPROBE"):  # measuring SQLite's write lock 
     from oursproj import lockprobe
 
     lockprobe.install(os.environ["PEERBENCH_OURS_LOCKPROBE"])
-
-if os.environ.get("PEERBENCH_OURS_WRITER_QUEUE"):  # an experiment on SQLite (writerqueue.py)
-    from oursproj import writerqueue
-
-    writerqueue.install()
