@@ -63,10 +63,14 @@ if os.environ.get("DATABASE_URL"):
 
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
 else:
+    # SQLite: every write transaction takes the write lock at BEGIN (no "database is locked"
+    # when a read upgrades to a write), and waits for it in short steps rather than SQLite's
+    # 1, 2, 5 ms sleeps (django_oauth_mtls.contrib.sqlite3, docs/performance.md).
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "django_oauth_mtls.contrib.sqlite3",
             "NAME": os.environ.get("EXAMPLE_SQLITE_PATH", str(BASE_DIR / "example.sqlite3")),
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
         }
     }
 

@@ -256,12 +256,14 @@ def start_gunicorn(
     sqlite_path: Path,
     extra_env: dict[str, str] | None = None,
     threads: int = 4,
+    workers: int = 1,
 ) -> Managed:
     """gunicorn on 127.0.0.1 serving the example with ``CERTIFICATE_SOURCE=source``.
 
     ``header_map=dangerous`` keeps fields with underscores (gunicorn's default drops them) so
     the tests see whether the *proxy* strips them; the probe records the certificate fields
-    that arrived, per request. One worker with ``threads`` threads.
+    that arrived, per request. ``workers`` workers with ``threads`` threads each (one thread:
+    sync workers).
     """
     port = free_port()
     probe = directory / "probe.jsonl"
@@ -272,7 +274,7 @@ def start_gunicorn(
         sys.executable, "-m", "gunicorn",
         "--config", str(PROBE_CONFIG),
         "--bind", f"127.0.0.1:{port}",
-        "--workers", "1",
+        "--workers", str(workers),
         "--threads", str(threads),
         "--graceful-timeout", "3",
         "--limit-request-field_size", str(GUNICORN_FIELD_LIMIT),

@@ -50,11 +50,12 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         return conn
 
     def _start_transaction_under_autocommit(self) -> None:
+        self.ensure_connection()  # which sets transaction_mode (get_connection_params)
         # Neither name is in django-stubs; both are Django's own since 5.1.
         if self.transaction_mode not in WRITE_LOCKING_MODES:  # type: ignore[attr-defined]
             super()._start_transaction_under_autocommit()  # type: ignore[misc]
             return
-        raw = self.connection
+        raw = self.connection  # not through Django's cursor: no query is logged or counted
         raw.execute("PRAGMA busy_timeout = 0")  # SQLITE_BUSY at once, paced below instead
         try:
             self._begin_in_steps(self.busy_timeout_ms / 1000)
