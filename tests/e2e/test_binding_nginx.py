@@ -8,7 +8,9 @@ import json
 import ssl
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,11 +36,15 @@ print(app.client_id)
 """
 
 
-@pytest.fixture(scope="module")
-def bound_setup(e2e_dir: Path, e2e_pki: E2EPki) -> Iterator[tuple[str, str]]:
-    """nginx → gunicorn with the test CA trusted; a bound tls_client_auth client; (url, client_id)."""
+@contextmanager
+def bound_example(
+    e2e_dir: Path, e2e_pki: E2EPki, name: str, **gunicorn: Any
+) -> Iterator[tuple[str, str, Path]]:
+    """nginx → gunicorn (``gunicorn``: ``start_gunicorn``'s keywords) with the test CA trusted,
+    the example on its own SQLite file with a bound tls_client_auth client; (url, client_id,
+    the SQLite file)."""
     nginx = require_tool("nginx")
-    directory = _subdir(e2e_dir, "binding")
+    directory = _subdir(e2e_dir, name)
     sqlite_path = directory / "example.sqlite3"
     servers.migrate(sqlite_path, directory / "migrate.log")
     client_id = servers.example_shell(sqlite_path, CREATE_CLIENT)
@@ -47,13 +53,25 @@ def bound_setup(e2e_dir: Path, e2e_pki: E2EPki) -> Iterator[tuple[str, str]]:
         _subdir(directory, "gunicorn"),
         sqlite_path,
         extra_env={"OAUTH2_MTLS_TRUSTED_CA": str(e2e_pki.tls.ca)},
+        **gunicorn,
     )
-    proxy = servers.start_nginx(nginx, _subdir(directory, "nginx"), e2e_pki.tls, app.port)
     try:
-        yield f"https://127.0.0.1:{proxy.port}", client_id
+        proxy = servers.start_nginx(nginx, _subdir(directory, "nginx"), e2e_pki.tls, app.port)
+    except BaseException:
+        app.stop()
+        raise
+    try:
+        yield f"https://127.0.0.1:{proxy.port}", client_id, sqlite_path
     finally:
         proxy.stop()
         app.stop()
+
+
+@pytest.fixture(scope="module")
+def bound_setup(e2e_dir: Path, e2e_pki: E2EPki) -> Iterator[tuple[str, str]]:
+    """(url, client_id) of ``bound_example``."""
+    with bound_example(e2e_dir, e2e_pki, "binding") as (url, client_id, _sqlite_path):
+        yield url, client_id
 
 
 def call(

@@ -13,11 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import require_tool
 from tests.e2e import servers
 from tests.e2e.clients import TIMEOUT
-from tests.e2e.conftest import E2EPki, _subdir
-from tests.e2e.test_binding_nginx import CREATE_CLIENT
+from tests.e2e.conftest import E2EPki
+from tests.e2e.test_binding_nginx import bound_example
 
 pytestmark = pytest.mark.e2e
 
@@ -38,26 +37,9 @@ print(type(connection).__module__, connection.transaction_mode, *counts)
 
 @pytest.fixture(scope="module")
 def two_workers(e2e_dir: Path, e2e_pki: E2EPki) -> Iterator[tuple[str, str, Path]]:
-    """nginx → gunicorn, 2 sync workers, the example on a SQLite file; (url, client_id, db)."""
-    nginx = require_tool("nginx")
-    directory = _subdir(e2e_dir, "sqlite-writers")
-    sqlite_path = directory / "example.sqlite3"
-    servers.migrate(sqlite_path, directory / "migrate.log")
-    client_id = servers.example_shell(sqlite_path, CREATE_CLIENT)
-    app = servers.start_gunicorn(
-        "nginx",
-        _subdir(directory, "gunicorn"),
-        sqlite_path,
-        extra_env={"OAUTH2_MTLS_TRUSTED_CA": str(e2e_pki.tls.ca)},
-        threads=1,
-        workers=2,
-    )
-    proxy = servers.start_nginx(nginx, _subdir(directory, "nginx"), e2e_pki.tls, app.port)
-    try:
-        yield f"https://127.0.0.1:{proxy.port}", client_id, sqlite_path
-    finally:
-        proxy.stop()
-        app.stop()
+    """The example behind nginx on 2 sync gunicorn workers; (url, client_id, SQLite file)."""
+    with bound_example(e2e_dir, e2e_pki, "sqlite-writers", threads=1, workers=2) as setup:
+        yield setup
 
 
 def test_parallel_token_requests_each_get_a_bound_token_written_once(
