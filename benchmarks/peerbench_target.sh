@@ -42,7 +42,8 @@ OURS_SOURCE=${OURS_SOURCE:-head}
 #   ours        the dot peer's set-up: GUNICORN_ARGS (4 sync workers: a TCP connection per
 #               request), a database connection per request, SQLite WAL with synchronous=FULL;
 #   ours_tuned  what a user tuned for throughput runs: sync workers, one per core,
-#               persistent database connections (CONN_MAX_AGE=600), WAL with synchronous=NORMAL.
+#               persistent database connections (CONN_MAX_AGE=600), WAL with synchronous=NORMAL,
+#               ENGINE=django_oauth_mtls.contrib.sqlite3 with BEGIN IMMEDIATE.
 # OURS_GUNICORN_ARGS / OURS_TUNED_GUNICORN_ARGS override the gunicorn arguments.
 # Tuned: sync workers, one per core (OURS_TUNED_WORKERS, default nproc). Measured on this 2-core
 # box against 4 gthread workers x 1 thread (docs/performance.md, "Workers"): the same token

@@ -8,9 +8,10 @@ IMMEDIATE`` (or ``EXCLUSIVE``) waits when another connection holds SQLite's writ
   tries. A token request holds the lock about 0.3 ms (issue #16), so the waiting writer sleeps
   past the moment the lock frees while the CPU idles: on a 2-core box the token endpoint stopped
   near 900 requests/s with a third of the CPU unused.
-- This backend tries again after 10 µs, doubling the pause up to 250 µs, until the ``timeout``
-  option (seconds, ``sqlite3.connect``'s default 5) has passed; then it raises the error Django's
-  backend raises ("database is locked"), and logs why.
+- This backend tries again after 10 µs, doubling the pause up to 250 µs, for 5 ms; then SQLite's
+  busy handler waits out the rest of the connection's busy timeout (the ``timeout`` option,
+  ``sqlite3.connect``'s default 5 s, or a later ``PRAGMA busy_timeout``). Then it raises the
+  error Django's backend raises ("database is locked"), and logs why.
 
 Nothing else changes: every other statement (a write outside a transaction, a read) keeps
 SQLite's busy handler and the ``timeout`` option; with ``transaction_mode`` unset or

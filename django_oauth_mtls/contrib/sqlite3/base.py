@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
-import time
+from time import monotonic, sleep
 from typing import Any
 
 from django.db.backends.sqlite3 import base as sqlite3_base
 from django.db.utils import OperationalError
 
-__all__ = ["FIRST_PAUSE", "LONGEST_PAUSE", "WRITE_LOCKING_MODES", "DatabaseWrapper"]
+__all__ = [
+    "FIRST_PAUSE",
+    "LONGEST_PAUSE",
+    "STEPPING_FOR",
+    "WRITE_LOCKING_MODES",
+    "DatabaseWrapper",
+    "is_busy",
+]
 
 log = logging.getLogger("django_oauth_mtls.contrib.sqlite3")
 
@@ -18,10 +26,12 @@ log = logging.getLogger("django_oauth_mtls.contrib.sqlite3")
 FIRST_PAUSE = 10e-6
 #: The longest pause between two tries (SQLite's own busy handler starts at 1 ms).
 LONGEST_PAUSE = 250e-6
+#: How long ``BEGIN`` is tried in short steps (a token request holds the lock about 0.3 ms);
+#: after that SQLite's busy handler waits out the rest of the timeout, sleeping, not polling,
+#: behind a long transaction (a migration, ``cleartokens``).
+STEPPING_FOR = 0.005
 #: Transaction modes whose ``BEGIN`` takes the write lock, the only ``BEGIN`` that can be busy.
 WRITE_LOCKING_MODES = frozenset({"IMMEDIATE", "EXCLUSIVE"})
-#: ``sqlite3.connect``'s default ``timeout`` (seconds).
-DEFAULT_TIMEOUT = 5.0
 
 
 def is_busy(error: BaseException) -> bool:
@@ -40,50 +50,75 @@ def is_busy(error: BaseException) -> bool:
 class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
     """Django's SQLite ``DatabaseWrapper``; ``BEGIN IMMEDIATE`` waits in short steps."""
 
-    #: The connection's busy timeout in milliseconds, read back after it is opened.
-    busy_timeout_ms: int = int(DEFAULT_TIMEOUT * 1000)
-
-    def get_new_connection(self, conn_params: Any) -> Any:
-        conn = super().get_new_connection(conn_params)
-        # Read back rather than parsed from OPTIONS: an init_command may have set it too.
-        self.busy_timeout_ms = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
-        return conn
-
     def _start_transaction_under_autocommit(self) -> None:
         self.ensure_connection()  # which sets transaction_mode (get_connection_params)
         # Neither name is in django-stubs; both are Django's own since 5.1.
-        if self.transaction_mode not in WRITE_LOCKING_MODES:  # type: ignore[attr-defined]
+        mode = self.transaction_mode  # type: ignore[attr-defined]
+        if mode not in WRITE_LOCKING_MODES:
             super()._start_transaction_under_autocommit()  # type: ignore[misc]
             return
-        raw = self.connection  # not through Django's cursor: no query is logged or counted
-        raw.execute("PRAGMA busy_timeout = 0")  # SQLITE_BUSY at once, paced below instead
+        raw = self.connection  # the PRAGMAs and retries are not logged or counted as queries
+        with self.wrap_database_errors:
+            # Read each time: OPTIONS["timeout"], init_command, connection_created or the
+            # project's own PRAGMA, whichever set it last.
+            timeout_ms = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+            raw.execute("PRAGMA busy_timeout = 0")  # SQLITE_BUSY at once, paced below instead
         try:
-            self._begin_in_steps(self.busy_timeout_ms / 1000)
-        finally:
-            raw.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            self._begin_in_steps(raw, mode, timeout_ms)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                raw.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+            raise
+        try:
+            with self.wrap_database_errors:
+                raw.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+        except BaseException:
+            # Never leave SQLite in a transaction that Django does not know it is in.
+            with contextlib.suppress(Exception):
+                raw.execute("ROLLBACK")
+            raise
 
-    def _begin_in_steps(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        pause = FIRST_PAUSE
-        tries = 0
-        while True:
+    def _begin_in_steps(self, raw: Any, mode: str, timeout_ms: int) -> None:
+        start = monotonic()
+        timeout = timeout_ms / 1000
+        try:
+            super()._start_transaction_under_autocommit()  # type: ignore[misc]
+            return  # Django logs this first BEGIN, as its own backend does
+        except OperationalError as error:
+            if not is_busy(error):
+                raise
+            busy = error
+        tries, pause, statement = 1, FIRST_PAUSE, f"BEGIN {mode}"
+        while monotonic() - start + pause <= min(STEPPING_FOR, timeout):
+            sleep(pause)
+            pause = min(pause * 2, LONGEST_PAUSE)
             tries += 1
             try:
-                super()._start_transaction_under_autocommit()  # type: ignore[misc]
+                with self.wrap_database_errors:
+                    raw.execute(statement)
                 return
             except OperationalError as error:
                 if not is_busy(error):
                     raise
-                if time.monotonic() + pause > deadline:
-                    log.warning(
-                        "SQLite write lock not acquired: BEGIN %s busy for the whole "
-                        "timeout of %.3f s (%d tries; database %s); another connection holds "
-                        "a write transaction open",
-                        self.transaction_mode,  # type: ignore[attr-defined]
-                        timeout,
-                        tries,
-                        self.settings_dict.get("NAME"),
-                    )
+                busy = error
+        left_ms = int((timeout - (monotonic() - start)) * 1000)
+        if left_ms > 0:  # the rest of the timeout in SQLite's own busy handler
+            tries += 1
+            try:
+                with self.wrap_database_errors:
+                    raw.execute(f"PRAGMA busy_timeout = {left_ms}")
+                    raw.execute(statement)
+                return
+            except OperationalError as error:
+                if not is_busy(error):
                     raise
-            time.sleep(pause)
-            pause = min(pause * 2, LONGEST_PAUSE)
+                busy = error
+        log.warning(
+            "SQLite write lock not acquired: BEGIN %s busy for the whole timeout of %.3f s "
+            "(%d tries; database %s); another connection holds a write transaction open",
+            mode,
+            timeout,
+            tries,
+            self.settings_dict.get("NAME"),
+        )
+        raise busy
