@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+from collections.abc import Callable
 from time import monotonic, sleep
 from typing import Any
 
@@ -78,41 +79,42 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
                 raw.execute("ROLLBACK")
             raise
 
-    def _begin_in_steps(self, raw: Any, mode: str, timeout_ms: int) -> None:
-        start = monotonic()
-        timeout = timeout_ms / 1000
+    def _busy(self, attempt: Callable[[], Any]) -> OperationalError | None:
+        """Run ``attempt``; ``None`` when it succeeded, SQLite's busy error when it was busy.
+        Any other error is raised."""
         try:
-            super()._start_transaction_under_autocommit()  # type: ignore[misc]
-            return  # Django logs this first BEGIN, as its own backend does
+            with self.wrap_database_errors:
+                attempt()
         except OperationalError as error:
             if not is_busy(error):
                 raise
-            busy = error
+            return error
+        return None
+
+    def _begin_in_steps(self, raw: Any, mode: str, timeout_ms: int) -> None:
+        start = monotonic()
+        timeout = timeout_ms / 1000
+        # Django logs this first BEGIN, as its own backend does; the retries go to SQLite.
+        busy = self._busy(super()._start_transaction_under_autocommit)  # type: ignore[misc]
+        if busy is None:
+            return
         tries, pause, statement = 1, FIRST_PAUSE, f"BEGIN {mode}"
         while monotonic() - start + pause <= min(STEPPING_FOR, timeout):
             sleep(pause)
             pause = min(pause * 2, LONGEST_PAUSE)
             tries += 1
-            try:
-                with self.wrap_database_errors:
-                    raw.execute(statement)
+            if (busy := self._busy(lambda: raw.execute(statement))) is None:
                 return
-            except OperationalError as error:
-                if not is_busy(error):
-                    raise
-                busy = error
         left_ms = int((timeout - (monotonic() - start)) * 1000)
         if left_ms > 0:  # the rest of the timeout in SQLite's own busy handler
             tries += 1
-            try:
-                with self.wrap_database_errors:
-                    raw.execute(f"PRAGMA busy_timeout = {left_ms}")
-                    raw.execute(statement)
+
+            def wait_in_sqlite() -> None:
+                raw.execute(f"PRAGMA busy_timeout = {left_ms}")
+                raw.execute(statement)
+
+            if (busy := self._busy(wait_in_sqlite)) is None:
                 return
-            except OperationalError as error:
-                if not is_busy(error):
-                    raise
-                busy = error
         log.warning(
             "SQLite write lock not acquired: BEGIN %s busy for the whole timeout of %.3f s "
             "(%d tries; database %s); another connection holds a write transaction open",
