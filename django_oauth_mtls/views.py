@@ -96,8 +96,6 @@ def _carries_nul(request: HttpRequest) -> bool:
 OAUTHLIB_VALIDATES_DEVICE_CODE = hasattr(DeviceCodeGrant, "validate_device_code")
 
 
-@method_decorator(csrf_exempt, name="dispatch")
-@method_decorator(login_not_required, name="dispatch")
 class MTLSTokenView(TokenView):  # type: ignore[misc]
     """DOT's token view. A device_code grant without ``device_code`` is a 400: DOT 3.4.1 reads
     ``request.POST["device_code"]`` unguarded (a 500).
@@ -109,6 +107,14 @@ class MTLSTokenView(TokenView):  # type: ignore[misc]
     any client, and its pre-token hook (``set_oauthlib_user_to_device_request_user``, left out of
     this view's server) loads the grant by ``device_code`` alone, raising for an unknown one.
     """
+
+    #: DOT's ``TokenView`` marks ``dispatch`` ``csrf_exempt`` and ``login_not_required`` with
+    #: ``method_decorator``, which builds and decorates a new bound method on every request.
+    #: Here Django's two decorators are applied once; ``as_view()`` copies their marks onto the
+    #: view function, which is where ``CsrfViewMiddleware`` and ``LoginRequiredMiddleware`` read
+    #: them (issue #16). ``csrf_exempt`` first: it returns a new function, which
+    #: ``login_not_required`` then marks (it marks the function it is given, in place).
+    dispatch = login_not_required(csrf_exempt(View.dispatch))
 
     @classmethod
     def get_server(cls) -> Any:

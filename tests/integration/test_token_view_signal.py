@@ -97,3 +97,72 @@ def test_in_place_refresh_falls_back_to_dot_lookup(
     )
     assert again.status_code == 200, again.content
     assert received[-1].token_checksum == _checksum(again.json()["access_token"])
+
+
+# Issue #16: the token view's dispatch carries DOT's marks, applied once (not per request).
+
+
+def test_token_endpoint_stays_csrf_exempt_with_csrf_enforced(make_app, mtls_settings, client_cert):
+    from django.test import Client
+
+    app = make_app(
+        tls_client_auth_san_dns="client-one.example.com",
+        tls_client_certificate_bound_access_tokens=True,
+    )
+    enforcing = Client(enforce_csrf_checks=True)
+    response = token_request(enforcing, app, client_cert)
+    assert response.status_code == 200, response.content
+    assert response.json()["token_type"] == "Bearer"
+    # The control: the same client is refused by a view that is not exempt (the admin login).
+    refused = enforcing.post("/admin/login/", {"username": "x", "password": "y"})
+    assert refused.status_code == 403
+
+
+def test_token_endpoint_needs_no_login_under_login_required_middleware(
+    client, make_app, mtls_settings, client_cert, settings
+):
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    ]
+    app = make_app(tls_client_auth_san_dns="client-one.example.com")
+    response = token_request(client, app, client_cert)
+    assert response.status_code == 200, response.content
+    # The control: a view without the mark is sent to the login page.
+    assert client.get("/admin/password_change/").status_code == 302
+
+
+def test_marks_do_not_leak_onto_djangos_view_dispatch():
+    from django.views.generic import View
+
+    from django_oauth_mtls.views import MTLSTokenView
+
+    assert not hasattr(View.dispatch, "csrf_exempt")
+    assert not hasattr(View.dispatch, "login_required")
+    assert "csrf_exempt" not in View.as_view().__dict__
+    view = MTLSTokenView.as_view()
+    assert view.csrf_exempt is True and view.login_required is False
+
+
+def test_secret_parameters_stay_marked_sensitive(client, make_app, mtls_settings, received):
+    seen = []
+
+    def receiver(sender, request, token, **kwargs):
+        seen.append(request.sensitive_post_parameters)
+
+    app_authorized.connect(receiver)
+    try:
+        app = make_app("client_secret_post")
+        response = post_form(
+            client,
+            "/o/token/",
+            {
+                "grant_type": "client_credentials",
+                "client_id": app.client_id,
+                "client_secret": SECRET,
+            },
+        )
+    finally:
+        app_authorized.disconnect(receiver)
+    assert response.status_code == 200, response.content
+    assert seen == [("password", "client_secret")]

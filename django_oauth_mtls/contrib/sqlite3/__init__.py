@@ -13,8 +13,13 @@ IMMEDIATE`` (or ``EXCLUSIVE``) waits when another connection holds SQLite's writ
   ``sqlite3.connect``'s default 5 s, or a later ``PRAGMA busy_timeout``). Then it raises the
   error Django's backend raises ("database is locked"), and logs why.
 
-Nothing else changes: every other statement (a write outside a transaction, a read) keeps
-SQLite's busy handler and the ``timeout`` option; with ``transaction_mode`` unset or
-``"DEFERRED"`` the backend behaves exactly as Django's (check ``oauth_mtls.W040`` says so).
+Nothing else changes how SQLite waits: every other statement (a write outside a transaction, a
+read) keeps SQLite's busy handler and the ``timeout`` option; with ``transaction_mode`` unset
+or ``"DEFERRED"`` the backend waits exactly as Django's (check ``oauth_mtls.W040`` says so).
+
+Its cursor keeps Django's conversion of ``%s`` placeholders to SQLite's ``?`` per statement (a
+regular expression over the whole statement at every ``execute``), in a bounded cache
+(``CACHED_QUERIES`` statements of at most ``CACHED_QUERY_CHARS`` characters); the result is
+Django's own conversion.
 It is plain SQLite plumbing with no RFC 8705 in it; PostgreSQL does not need it.
 """

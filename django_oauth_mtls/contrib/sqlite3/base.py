@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -13,11 +14,14 @@ from django.db.backends.sqlite3 import base as sqlite3_base
 from django.db.utils import OperationalError
 
 __all__ = [
+    "CACHED_QUERIES",
+    "CACHED_QUERY_CHARS",
     "FIRST_PAUSE",
     "LONGEST_PAUSE",
     "STEPPING_FOR",
     "WRITE_LOCKING_MODES",
     "DatabaseWrapper",
+    "SQLiteCursorWrapper",
     "is_busy",
 ]
 
@@ -33,6 +37,27 @@ LONGEST_PAUSE = 250e-6
 STEPPING_FOR = 0.005
 #: Transaction modes whose ``BEGIN`` takes the write lock, the only ``BEGIN`` that can be busy.
 WRITE_LOCKING_MODES = frozenset({"IMMEDIATE", "EXCLUSIVE"})
+#: How many distinct statements keep their placeholder conversion (an LRU, per process).
+CACHED_QUERIES = 512
+#: Longer statements (a bulk insert of many rows) are converted each time, never kept.
+CACHED_QUERY_CHARS = 4096
+
+
+@functools.lru_cache(maxsize=CACHED_QUERIES)
+def _qmark(query: str) -> str:
+    # Django's own conversion; it does not use ``self``.
+    return sqlite3_base.SQLiteCursorWrapper.convert_query(None, query)  # type: ignore[arg-type]
+
+
+class SQLiteCursorWrapper(sqlite3_base.SQLiteCursorWrapper):
+    """Django's cursor, whose ``"format"`` to ``"qmark"`` placeholder conversion (a regular
+    expression over the whole statement, at every ``execute``) is kept per statement: the
+    token endpoint runs the same few statements on every request (issue #16)."""
+
+    def convert_query(self, query: str, *, param_names: list[str] | None = None) -> str:
+        if param_names is None and len(query) <= CACHED_QUERY_CHARS:
+            return _qmark(query)
+        return super().convert_query(query, param_names=param_names)
 
 
 def is_busy(error: BaseException) -> bool:
@@ -50,6 +75,9 @@ def is_busy(error: BaseException) -> bool:
 
 class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
     """Django's SQLite ``DatabaseWrapper``; ``BEGIN IMMEDIATE`` waits in short steps."""
+
+    def create_cursor(self, name: str | None = None) -> Any:
+        return self.connection.cursor(factory=SQLiteCursorWrapper)
 
     def _start_transaction_under_autocommit(self) -> None:
         self.ensure_connection()  # which sets transaction_mode (get_connection_params)

@@ -23,8 +23,8 @@ def check_sqlite_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             messages.append(
                 Warning(
                     f"DATABASES[{alias!r}] uses {ENGINE} with transaction_mode {mode!r}: the "
-                    "backend only changes how BEGIN IMMEDIATE waits for SQLite's write lock, "
-                    "so here it behaves exactly as Django's SQLite backend.",
+                    "backend changes how BEGIN IMMEDIATE waits for SQLite's write lock, so here "
+                    "BEGIN waits exactly as on Django's SQLite backend.",
                     hint='Set DATABASES[...]["OPTIONS"]["transaction_mode"] = "IMMEDIATE" '
                     "(docs/performance.md), or use django.db.backends.sqlite3.",
                     id="oauth_mtls.W040",
