@@ -61,4 +61,7 @@ def _attach(request: HttpRequest) -> None:
 def _finish(request: HttpRequest, response: HttpResponseBase) -> None:
     if request.META.get(NO_STORE_KEY):
         # RFC 9440 §2.4: a response selected by the client certificate must not be cached.
-        patch_cache_control(response, no_store=True)
+        if "Cache-Control" in response:
+            patch_cache_control(response, no_store=True)  # keeps the view's own directives
+        else:
+            response["Cache-Control"] = "no-store"  # what patch_cache_control writes, parsed once

@@ -53,3 +53,38 @@ def test_async_client_through_the_stack(async_client, client_cert, settings):
     response = asyncio.run(call())
     assert response.status_code == 200
     assert response.json()["x5t#S256"] == client_cert.x5t_s256
+
+
+@pytest.mark.parametrize(
+    ("own", "expected"),
+    [
+        (None, "no-store"),
+        ("max-age=60", "max-age=60, no-store"),
+        ("no-store", "no-store"),
+        ("private, no-cache", "private, no-cache, no-store"),
+    ],
+)
+def test_no_store_is_what_patch_cache_control_writes(settings, client_cert, own, expected):
+    """RFC 9440 §2.4: a response chosen by the certificate gets ``no-store``; a view's own
+    ``Cache-Control`` directives are kept (issue #16 writes the header directly when the view
+    set none, which is what ``patch_cache_control`` writes)."""
+    from django.test import RequestFactory
+    from django.utils.cache import patch_cache_control
+
+    settings.OAUTH2_MTLS = {"CERTIFICATE_SOURCE": "nginx", "TRUSTED_PROXIES": ["127.0.0.1/32"]}
+
+    def make_response():
+        response = HttpResponse()
+        if own is not None:
+            response["Cache-Control"] = own
+        return response
+
+    def get_response(request):
+        request.META[NO_STORE_KEY] = True
+        return make_response()
+
+    request = RequestFactory().get("/", headers={"X-SSL-Client-Cert": client_cert.nginx()})
+    response = ClientCertificateMiddleware(get_response)(request)
+    reference = make_response()
+    patch_cache_control(reference, no_store=True)
+    assert response["Cache-Control"] == reference["Cache-Control"] == expected
