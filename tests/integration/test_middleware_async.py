@@ -60,6 +60,7 @@ def test_async_client_through_the_stack(async_client, client_cert, settings):
     [
         (None, "no-store"),
         ("max-age=60", "max-age=60, no-store"),
+        ("public, max-age=3600", "public, max-age=3600, no-store"),
         ("no-store", "no-store"),
         ("private, no-cache", "private, no-cache, no-store"),
     ],
@@ -76,7 +77,7 @@ def test_no_store_is_what_patch_cache_control_writes(settings, client_cert, own,
     def make_response():
         response = HttpResponse()
         if own is not None:
-            response["Cache-Control"] = own
+            response["cache-control"] = own  # header names are case-insensitive
         return response
 
     def get_response(request):
