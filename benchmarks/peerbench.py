@@ -259,6 +259,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
 #: P7b (issue #16): the bound GET vs DOT's plain bearer GET on the same server, in every run.
 GOAL_P7B = 0.95
+#: One pair of 10 s runs spreads as far as the goal's margin; fewer pairs are not graded.
+P7B_MIN_PAIRS = 4
 
 
 def p7b_row(scenario: str, mine: dict[str, Any], dot: dict[str, Any]) -> dict[str, Any]:
@@ -279,11 +281,12 @@ def p7b_row(scenario: str, mine: dict[str, Any], dot: dict[str, Any]) -> dict[st
         if earlier
     ]
     ratio = statistics.median(pairs)
-    verdict = (
-        "meets the aim"
-        if ratio >= GOAL_P7B
-        else f"short: median of {len(pairs)} pairs {ratio:.3f}x < {GOAL_P7B:g}x"
-    )
+    if len(pairs) < P7B_MIN_PAIRS:
+        verdict = f"not graded: {len(pairs)} pairs < {P7B_MIN_PAIRS}"
+    elif ratio >= GOAL_P7B:
+        verdict = "meets the aim"
+    else:
+        verdict = f"short: median of {len(pairs)} pairs {ratio:.3f}x < {GOAL_P7B:g}x"
     row = {
         "id": "P7b",
         "scenario": scenario,

@@ -135,7 +135,8 @@ $FORM" "grant_type=client_credentials&scope=read" access_token
   # At least 4 pairs whatever REPS (OURS_P7B_PAIRS): the run's ratio is their median, and one
   # pair of 10 s runs spreads as far as the goal's margin on this machine (docs/performance.md).
   ours_checkpoint "$PEERBENCH_OURS_DB"
-  local rep reps=${OURS_P7B_PAIRS:-$((REPS > 4 ? REPS : 4))}
+  local rep reps=${OURS_P7B_PAIRS:-$REPS}
+  [ "$reps" -ge 4 ] || reps=4
   for rep in $(seq "$reps"); do
     if [ $((rep % 2)) = 1 ]; then ours_get_bound; ours_get_plain; else ours_get_plain; ours_get_bound; fi
   done

@@ -166,3 +166,20 @@ def test_secret_parameters_stay_marked_sensitive(client, make_app, mtls_settings
         app_authorized.disconnect(receiver)
     assert response.status_code == 200, response.content
     assert seen == [("password", "client_secret")]
+
+
+def test_dots_dispatch_is_djangos_with_the_two_marks_only():
+    """The guard behind ``MTLSTokenView.dispatch``: DOT's ``TokenView.dispatch`` is Django's
+    ``View.dispatch`` under ``method_decorator`` marks and nothing else, and no class between
+    them defines one. A DOT release that adds logic there must fail here, not be skipped."""
+    import inspect
+
+    from django.views.generic import View
+    from oauth2_provider.views import TokenView
+
+    from django_oauth_mtls.views import MTLSTokenView
+
+    assert inspect.unwrap(TokenView.dispatch) is View.dispatch
+    defining = [klass for klass in MTLSTokenView.__mro__ if "dispatch" in vars(klass)]
+    assert defining == [MTLSTokenView, TokenView, View]
+    assert inspect.unwrap(MTLSTokenView.dispatch) is View.dispatch
