@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.db.backends.sqlite3.base import SQLiteCursorWrapper as DjangoCursor
-from django.db.utils import ConnectionHandler
 
 from django_oauth_mtls.contrib.sqlite3 import base
+
+# The backend's own test fixtures: Django's connections on a file of the test's own (alias "w"),
+# with the project's test database left alone.
+from tests.integration.test_contrib_sqlite3 import _own_files_only, handler  # noqa: F401
 
 STATEMENTS = [
     "SELECT %s",
@@ -25,19 +27,11 @@ STATEMENTS = [
 
 
 @pytest.fixture
-def cursor(tmp_path: Path, monkeypatch: Any, django_db_blocker: Any) -> Iterator[Any]:
-    database = {
-        "ENGINE": "django_oauth_mtls.contrib.sqlite3",
-        "NAME": str(tmp_path / "db.sqlite3"),
-        "OPTIONS": {"transaction_mode": "IMMEDIATE"},
-    }
-    filled = ConnectionHandler({"default": database}).settings["default"]
-    monkeypatch.setitem(connections.settings, "c", filled)
-    with django_db_blocker.unblock():
-        with connections["c"].cursor() as django_cursor:
-            yield django_cursor
-        connections["c"].close()
-    del connections["c"]
+def cursor(request: Any, tmp_path: Path) -> Iterator[Any]:
+    """A Django cursor on a file of its own, through the backend (alias ``w``)."""
+    connections = request.getfixturevalue("handler")(tmp_path / "db.sqlite3")
+    with connections["w"].cursor() as django_cursor:
+        yield django_cursor
 
 
 @pytest.mark.parametrize("statement", STATEMENTS)

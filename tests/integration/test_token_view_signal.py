@@ -144,7 +144,7 @@ def test_marks_do_not_leak_onto_djangos_view_dispatch():
     assert view.csrf_exempt is True and view.login_required is False
 
 
-def test_secret_parameters_stay_marked_sensitive(client, make_app, mtls_settings, received):
+def test_secret_parameters_stay_marked_sensitive(client, make_app, mtls_settings):
     seen = []
 
     def receiver(sender, request, token, **kwargs):
