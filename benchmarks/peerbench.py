@@ -35,9 +35,10 @@ FULL_ONLY = True
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_FILE = Path(__file__).with_name("peerbench_target.sh")
 AIMS = {"b token tls_client_auth (CA-signed)": 1.0, "d resource GET": 0.5}
-#: Every peer side by side in one run (issue #16): node-oidc-provider, DOT, ours as DOT runs and
-#: tuned, and the framework floor (empty Django/DRF views) in both server set-ups.
-DEFAULT_TARGETS = "nop dot ours ours_tuned floor floor_tuned"
+#: Every peer side by side in one run (issue #16): node-oidc-provider, DOT, ours as DOT runs,
+#: tuned, and tuned on uWSGI, and the framework floor (empty Django/DRF views) in each of those
+#: server set-ups.
+DEFAULT_TARGETS = "nop dot ours ours_tuned ours_uwsgi floor floor_tuned floor_uwsgi"
 #: P11: each of our rows as a fraction of the floor row of the same kind and server set-up.
 FLOOR_OF = {
     "b token tls_client_auth (CA-signed)": "f floor POST form (empty DRF APIView)",
@@ -88,22 +89,28 @@ def _check_tools(folder: Path) -> None:
 
 
 def _config(peer: str) -> str:
-    """Which of our targets a row comes from (``ours`` or ``ours_tuned``)."""
+    """Which of our targets a row comes from: ``ours`` ("as dot"), ``ours_tuned`` ("tuned") or
+    ``ours_uwsgi`` ("uwsgi": the tuned set-up on uWSGI, reported beside the graded rows)."""
+    if "tuned: uwsgi " in peer:
+        return "uwsgi"
     return "tuned" if "tuned:" in peer else "as dot"
 
 
-def _gunicorn_args(peer: str) -> str | None:
-    """The gunicorn arguments a label names: ours ``(… tuned: ARGS, CONN_MAX_AGE…)`` or
-    ``(… as dot: ARGS)``, the floor's ``floor (Django PINS; ARGS)``."""
-    match = re.search(r"(?:tuned|as dot): (--[^,)]*)", peer) or re.search(r"; (--[^)]*)\)$", peer)
+def _server_args(peer: str) -> str | None:
+    """The server arguments a label names: ours ``(… tuned: ARGS, CONN_MAX_AGE…)`` or
+    ``(… as dot: ARGS)``, the floor's ``floor (Django PINS; ARGS)``; gunicorn's arguments, or
+    ``uwsgi`` and uWSGI's."""
+    match = re.search(r"(?:tuned|as dot): ((?:uwsgi )?--[^,)]*)", peer) or re.search(
+        r"; ((?:uwsgi )?--[^)]*)\)$", peer
+    )
     return " ".join(match.group(1).split()) if match else None
 
 
 def same_server(floor_peer: str, our_peer: str) -> bool:
     """Whether a floor row ran the server set-up of one of our rows (P10, P11): the same
-    gunicorn arguments; labels from before they were named there (``tuned: gthread``) pair the
-    floor with gthread workers with the tuned target."""
-    floor_args, our_args = _gunicorn_args(floor_peer), _gunicorn_args(our_peer)
+    server and arguments; labels from before they were named there (``tuned: gthread``) pair
+    the floor with gthread workers with the tuned target."""
+    floor_args, our_args = _server_args(floor_peer), _server_args(our_peer)
     if floor_args is not None and our_args is not None:
         return floor_args == our_args
     return ("gthread" in floor_peer) == (_config(our_peer) == "tuned")
@@ -150,7 +157,8 @@ def p10_rows(measured: list[dict[str, Any]], out_dir: Path) -> list[dict[str, An
         )
         pool = _pool_size(mine["peer"])
         base = {
-            "id": "P10",
+            # P10 is graded on gunicorn; the tuned set-up on uWSGI is reported beside it.
+            "id": "P10-uwsgi" if _config(mine["peer"]) == "uwsgi" else "P10",
             "scenario": P10_SCENARIO,
             "ours": mine["peer"],
             "conns": mine["conns"],
@@ -342,13 +350,16 @@ def rows_from(out_dir: Path) -> list[dict[str, Any]]:
                 ),
                 None,
             )
+            on_uwsgi = _config(mine["peer"]) == "uwsgi"
             if dot is not None and dot["rps"]:
-                rows.append(p7b_row(scenario, mine, dot))  # needs no nop row
+                p7b = p7b_row(scenario, mine, dot)  # needs no nop row
+                if on_uwsgi:
+                    p7b.update(id="P7b-uwsgi", aim=p7b["aim"] + " (reported: graded on gunicorn)")
+                rows.append(p7b)
             if nop is None or not nop["rps"]:
                 continue
             ratio = mine["rps"] / nop["rps"]
-            p7a = scenario == P7A_SCENARIO and _config(mine["peer"]) == "tuned"
-            if p7a:
+            if scenario == P7A_SCENARIO and _config(mine["peer"]) == "tuned":
                 rows.append(
                     {
                         "id": "P7a",
@@ -359,6 +370,21 @@ def rows_from(out_dir: Path) -> list[dict[str, Any]]:
                         "ratio": round(ratio, 3),
                         "aim": f">= {P7A_GOAL:g}x",
                         "verdict": "pass" if ratio >= P7A_GOAL else f"miss: {ratio:.2f}x",
+                    }
+                )
+            elif scenario == P7A_SCENARIO and on_uwsgi:
+                # The tuned set-up on uWSGI: reported beside P7a, which is graded on gunicorn
+                # (docs/performance.md, "App server").
+                rows.append(
+                    {
+                        "id": "P7a-uwsgi",
+                        "scenario": scenario,
+                        "peer": "ours tuned on uWSGI / nop (reported)",
+                        "ours": mine["peer"],
+                        "conns": mine["conns"],
+                        "ratio": round(ratio, 3),
+                        "aim": f">= {P7A_GOAL:g}x (reported: graded on gunicorn)",
+                        "verdict": ("would pass" if ratio >= P7A_GOAL else f"short: {ratio:.2f}x"),
                     }
                 )
             rows.append(
@@ -462,7 +488,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         elif "ratio" in r:
             lines.append(
                 f"{r['scenario']:<44} {r['peer']:<52} {r['conns']:>5} ratio {r['ratio']:.3f}  "
-                f"aim {r['aim']}: {r['verdict']}"
+                f"[{r['id']}] aim {r['aim']}: {r['verdict']}"
                 + (f"  (pairs: {r['pair_ratios']})" if "pair_ratios" in r else "")
                 + (f"  (A/A: {r['aa_spread'][0]}-{r['aa_spread'][1]})" if "aa_spread" in r else "")
             )

@@ -14,8 +14,9 @@
 #   d resource GET                           bound token + its certificate, MTLSOAuth2Authentication
 #   d resource GET (DOT ..., same server)    plain token, DOT's OAuth2Authentication: the baseline
 #   a token client_secret_basic              ours-plain, unhashed (only with OURS_ALL=1)
-# and, in ours_tuned only (P10, issue #15; OURS_JWT=0 leaves it out), after a restart of the same
-# server set-up in RESOURCE_SERVER_TOKEN_VALIDATION="jwt" mode (ours_jwt_phase below):
+# and, in ours_tuned and ours_uwsgi only (P10, issue #15; OURS_JWT=0 leaves it out), after a
+# restart of the same server set-up in RESOURCE_SERVER_TOKEN_VALIDATION="jwt" mode
+# (ours_jwt_phase below):
 #   d resource GET (peer "... jwt ...")      a bound JWT + its certificate, checked locally, a
 #                                            distinct token per request: a pool of OURS_JWT_POOL
 #                                            (1000) tokens cycled by our wrk script
@@ -56,8 +57,22 @@ OURS_SOURCE=${OURS_SOURCE:-head}
 # same arguments (P11 compares with the same server set-up).
 : "${OURS_TUNED_GUNICORN_ARGS:=--workers ${OURS_TUNED_WORKERS:-$(nproc)} --worker-class sync}"
 export FLOOR_TUNED_GUNICORN_ARGS=${FLOOR_TUNED_GUNICORN_ARGS:-$OURS_TUNED_GUNICORN_ARGS}
-ours_configure() {  # ours_configure default|tuned
-  if [ "$1" = tuned ]; then
+# ours_uwsgi (reported beside ours_tuned, not graded; docs/performance.md, "App server"): the
+# tuned set-up with uWSGI in place of gunicorn, its HTTP parser in C: the same processes (one per
+# core), database and settings, and docs/proxies.md's --buffer-size. OURS_UWSGI_ARGS are uWSGI's
+# arguments after --http-socket: uWSGI's plain HTTP socket does not keep connections alive, and
+# "Connection: close" tells wrk so (a sync gunicorn worker sends it too); without it wrk counts
+# every close as a socket error. floor_uwsgi serves peerbench's floor project the same way (P11
+# compares with the same server set-up).
+OURS_UWSGI_PIN=${OURS_UWSGI_PIN:-pyuwsgi==2.0.30.post1}
+: "${OURS_UWSGI_ARGS:=--processes ${OURS_TUNED_WORKERS:-$(nproc)} --buffer-size 32768 --add-header Connection:close}"
+ours_configure() {  # ours_configure default|tuned|uwsgi
+  OURS_SERVER=gunicorn
+  if [ "$1" = uwsgi ]; then
+    ours_configure tuned
+    OURS_SERVER=uwsgi OURS_ARGS="uwsgi $OURS_UWSGI_ARGS"
+    OURS_LABEL="tuned: ${OURS_ARGS}, ${OURS_LABEL#*, }"
+  elif [ "$1" = tuned ]; then
     OURS_ARGS=$OURS_TUNED_GUNICORN_ARGS
     export PEERBENCH_OURS_CONN_MAX_AGE=600 PEERBENCH_OURS_SQLITE_SYNCHRONOUS=NORMAL
     # django_oauth_mtls.contrib.sqlite3: BEGIN IMMEDIATE waits in steps of 10-250 us, not in
@@ -103,6 +118,44 @@ ensure_ours_venv() {
 
 target_ours() { ours_run default; }
 target_ours_tuned() { ours_run tuned; }
+target_ours_uwsgi() { ours_run uwsgi; }
+
+ours_start_server() {  # ours_start_server <name> <dir> <port>: OURS_SERVER with OURS_ARGS
+  if [ "$OURS_SERVER" = uwsgi ]; then
+    ensure_ours_uwsgi || return 1
+    # shellcheck disable=SC2086
+    start_server "$1" "$(dirname "$OURS_PY")/uwsgi" --http-socket "127.0.0.1:$3" --chdir "$2" \
+      --module oursproj.wsgi --master --need-app --die-on-term --disable-logging $OURS_UWSGI_ARGS
+  else
+    # shellcheck disable=SC2086
+    start_server "$1" "$OURS_PY" -m gunicorn --chdir "$2" $OURS_ARGS --no-control-socket \
+      --bind "127.0.0.1:$3" oursproj.wsgi
+  fi
+}
+ensure_ours_uwsgi() {
+  [ -x "$(dirname "$OURS_PY")/uwsgi" ] && return 0
+  log "pip install $OURS_UWSGI_PIN (ours_uwsgi, floor_uwsgi)"
+  "$OURS_PY" -m pip install -q --disable-pip-version-check "$OURS_UWSGI_PIN"
+}
+
+# peerbench's floor project (empty Django and DRF views) on uWSGI, in our venv (peerbench's pins,
+# plus pyuwsgi): the same three scenarios as floor/target.sh's target_floor, labelled the same way
+# ("floor (Django PINS; ARGS)") with uWSGI's arguments.
+target_floor_uwsgi() {
+  local dir="$WORK/floor-uwsgi" port=8102 u="http://127.0.0.1:8102" peer
+  ensure_ours_venv && ensure_ours_uwsgi || return 1
+  peer="floor (Django $DOT_PIP_PINS $OURS_UWSGI_PIN; uwsgi $OURS_UWSGI_ARGS)"
+  rm -rf "$dir"; mkdir -p "$dir"; cp -r "$HERE/floor/floorproj" "$dir/"
+  # shellcheck disable=SC2086
+  start_server floor-uwsgi "$(dirname "$OURS_PY")/uwsgi" --http-socket "127.0.0.1:$port" \
+    --chdir "$dir" --module floorproj.wsgi --master --need-app --die-on-term --disable-logging \
+    $OURS_UWSGI_ARGS
+  wait_http "$u/floor/django"
+  scenario "f floor GET (empty Django view)" "$peer" GET "$u/floor/django" "" "" '"ok": ?true'
+  scenario "f floor GET (empty DRF APIView)" "$peer" GET "$u/floor/drf" "" "" '"ok": ?true'
+  scenario "f floor POST form (empty DRF APIView)" "$peer" POST "$u/floor/drf" "$FORM" "grant_type=client_credentials&scope=read" '"ok": ?true'
+  stop_server
+}
 
 ours_run() {
   local dir="$WORK/ours" port=${OURS_PORT:-8100}
@@ -113,9 +166,7 @@ ours_run() {
   rm -rf "$dir"; mkdir -p "$dir"; cp -r "$OURS_REPO/benchmarks/peerbench_project/oursproj" "$dir/"
   export PEERBENCH_OURS_DB="$dir/db.sqlite3" PEERBENCH_CA="$CERTS/ca.crt" PEERBENCH_CERTS="$CERTS"
   "$OURS_PY" "$dir/oursproj/setup_db.py" >&2
-  # shellcheck disable=SC2086
-  start_server "ours-$1" "$OURS_PY" -m gunicorn --chdir "$dir" $OURS_ARGS --no-control-socket \
-    --bind "127.0.0.1:$port" oursproj.wsgi
+  ours_start_server "ours-$1" "$dir" "$port" || return 1
   wait_http "$u/o/token/"
 
   scenario "b token tls_client_auth (CA-signed)" "$peer (bound; $OURS_LABEL)" POST "$u/o/token/" "$PKI_HDR
@@ -141,7 +192,7 @@ $FORM" "grant_type=client_credentials&scope=read" access_token
     if [ $((rep % 2)) = 1 ]; then ours_get_bound; ours_get_plain; else ours_get_plain; ours_get_bound; fi
   done
   stop_server
-  if [ "$1" = tuned ] && [ "${OURS_JWT:-1}" = 1 ]; then
+  if [ "$1" != default ] && [ "${OURS_JWT:-1}" = 1 ]; then
     ours_jwt_phase "$1" "$dir" "$port" "$peer"
   fi
 }
@@ -181,9 +232,7 @@ ours_jwt_phase() {  # ours_jwt_phase default|tuned <dir> <port> <peer>
   export PEERBENCH_OURS_JWT_KEY="$dir/access-token-$key_type.pem" PEERBENCH_OURS_JWT_KEY_TYPE="$key_type"
   export PEERBENCH_OURS_RS_MODE=jwt OURS_WRK_TOKENS="$dir/jwt-tokens.txt"
   "$OURS_PY" "$dir/oursproj/setup_db.py" >&2
-  # shellcheck disable=SC2086
-  start_server "ours-$1-jwt" "$OURS_PY" -m gunicorn --chdir "$dir" $OURS_ARGS --no-control-socket \
-    --bind "127.0.0.1:$port" oursproj.wsgi
+  ours_start_server "ours-$1-jwt" "$dir" "$port" || return 1
   wait_http "$u/o/token/"
   if ! minted=$("$OURS_PY" "$dir/oursproj/mint_tokens.py" "$u/o/token/" ours-pki-jwt "$CERTS/pki.hdr" "$pool" 2>&1 >"$OURS_WRK_TOKENS"); then
     log "SKIP d resource GET/$label: minting the token pool failed: $minted"

@@ -293,6 +293,50 @@ def start_gunicorn(
     return server
 
 
+#: uWSGI's ``--buffer-size``: its default, 4096 bytes, bounds the whole request head, below the
+#: app's MAX_HEADER_BYTES (16384) for the certificate field alone (docs/proxies.md).
+UWSGI_BUFFER_SIZE = 32768
+
+
+def uwsgi_arguments(
+    port: int, processes: int = 1, buffer_size: int | None = UWSGI_BUFFER_SIZE
+) -> list[str]:
+    """uWSGI serving the example over plain HTTP on loopback, as docs/proxies.md runs it:
+    ``--http-socket`` (the peer, and so ``REMOTE_ADDR``, is the proxy), ``--buffer-size``."""
+    argv = [
+        "--http-socket", f"127.0.0.1:{port}",
+        "--module", "example_project.wsgi:application",
+        "--chdir", str(ROOT),
+        "--master", "--need-app", "--die-on-term",
+        "--processes", str(processes),
+    ]  # fmt: skip
+    if buffer_size is not None:
+        argv += ["--buffer-size", str(buffer_size)]
+    return argv
+
+
+def start_uwsgi(
+    uwsgi: str,
+    directory: Path,
+    sqlite_path: Path,
+    extra_env: dict[str, str] | None = None,
+    buffer_size: int | None = UWSGI_BUFFER_SIZE,
+) -> Managed:
+    """uWSGI (``uwsgi``: its executable) on 127.0.0.1 serving the example with the nginx
+    certificate source; ``buffer_size=None`` leaves uWSGI's default."""
+    port = free_port()
+    env = example_env(sqlite_path, "nginx")
+    env.update(extra_env or {})
+    argv = [uwsgi, *uwsgi_arguments(port, buffer_size=buffer_size)]
+    server = spawn("uwsgi", argv, directory / "uwsgi.log", port, env=env, cwd=ROOT)
+    try:
+        wait_for_http(server, "/api/certificate/")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 def reached(server: Managed, probe_id: str) -> list[tuple[str, str]] | None:
     """The certificate fields (name as received, value) that reached gunicorn for a request,
     or None when the request did not reach it. The probe writes before the app answers, so

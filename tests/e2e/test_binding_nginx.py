@@ -38,23 +38,26 @@ print(app.client_id)
 
 @contextmanager
 def bound_example(
-    e2e_dir: Path, e2e_pki: E2EPki, name: str, **gunicorn: Any
+    e2e_dir: Path, e2e_pki: E2EPki, name: str, *, uwsgi: str | None = None, **server: Any
 ) -> Iterator[tuple[str, str, Path]]:
-    """nginx → gunicorn (``gunicorn``: ``start_gunicorn``'s keywords) with the test CA trusted,
-    the example on its own SQLite file with a bound tls_client_auth client; (url, client_id,
-    the SQLite file)."""
+    """nginx → gunicorn (``server``: ``start_gunicorn``'s keywords), or uWSGI with ``uwsgi``
+    (its executable; ``server``: ``start_uwsgi``'s keywords), with the test CA trusted, the
+    example on its own SQLite file with a bound tls_client_auth client; (url, client_id, the
+    SQLite file)."""
     nginx = require_tool("nginx")
     directory = _subdir(e2e_dir, name)
     sqlite_path = directory / "example.sqlite3"
     servers.migrate(sqlite_path, directory / "migrate.log")
     client_id = servers.example_shell(sqlite_path, CREATE_CLIENT)
-    app = servers.start_gunicorn(
-        "nginx",
-        _subdir(directory, "gunicorn"),
-        sqlite_path,
-        extra_env={"OAUTH2_MTLS_TRUSTED_CA": str(e2e_pki.tls.ca)},
-        **gunicorn,
-    )
+    trusted = {"OAUTH2_MTLS_TRUSTED_CA": str(e2e_pki.tls.ca)}
+    if uwsgi is None:
+        app = servers.start_gunicorn(
+            "nginx", _subdir(directory, "gunicorn"), sqlite_path, extra_env=trusted, **server
+        )
+    else:
+        app = servers.start_uwsgi(
+            uwsgi, _subdir(directory, "uwsgi"), sqlite_path, extra_env=trusted, **server
+        )
     try:
         proxy = servers.start_nginx(nginx, _subdir(directory, "nginx"), e2e_pki.tls, app.port)
     except BaseException:
@@ -126,6 +129,28 @@ def call(
     return response.status_code, body, head
 
 
+def check_bound_at_the_api(
+    kind: str,
+    url: str,
+    ca: Path,
+    client_id: str,
+    token: str,
+    own: Credentials,
+    stranger: Credentials,
+) -> None:
+    """``/api/whoami/`` with ``token``: 200 with the holder's certificate, 401
+    ``invalid_token`` without one and with another client's."""
+    status, body, head = call(kind, "GET", f"{url}/api/whoami/", ca, own, token=token)
+    assert (status, body) == (200, {"client_id": client_id, "x5t#S256": own.x5t_s256})
+    assert "no-store" in head
+
+    status, _, head = call(kind, "GET", f"{url}/api/whoami/", ca, None, token=token)
+    assert status == 401 and 'error="invalid_token"' in head
+
+    status, _, head = call(kind, "GET", f"{url}/api/whoami/", ca, stranger, token=token)
+    assert status == 401 and 'error="invalid_token"' in head
+
+
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_bound_token_through_nginx(kind, bound_setup, e2e_pki):
     url, client_id = bound_setup
@@ -137,15 +162,7 @@ def test_bound_token_through_nginx(kind, bound_setup, e2e_pki):
     assert body["token_type"] == "Bearer"
     token = body["access_token"]
 
-    status, body, head = call(kind, "GET", f"{url}/api/whoami/", ca, own, token=token)
-    assert (status, body) == (200, {"client_id": client_id, "x5t#S256": own.x5t_s256})
-    assert "no-store" in head
-
-    status, _, head = call(kind, "GET", f"{url}/api/whoami/", ca, None, token=token)
-    assert status == 401 and 'error="invalid_token"' in head
-
-    status, _, head = call(kind, "GET", f"{url}/api/whoami/", ca, stranger, token=token)
-    assert status == 401 and 'error="invalid_token"' in head
+    check_bound_at_the_api(kind, url, ca, client_id, token, own, stranger)
 
     # Without its certificate the client cannot get a token at all.
     status, body, _ = call(kind, "POST", f"{url}/o/token/", ca, None, form=form)

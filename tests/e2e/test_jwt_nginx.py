@@ -29,7 +29,7 @@ from tests.e2e.jwt_helpers import (
     show,
     verify,
 )
-from tests.e2e.test_binding_nginx import call
+from tests.e2e.test_binding_nginx import call, check_bound_at_the_api
 
 pytestmark = pytest.mark.e2e
 
@@ -106,15 +106,7 @@ def test_jwt_bound_token_through_nginx(kind, jwt_deployment, e2e_pki):
         show("claims (verified with PyJWT)", claims)
         show("client certificate x5t#S256 (computed from its PEM file)", own.x5t_s256)
 
-    status, body, head = call(kind, "GET", f"{url}/api/whoami/", ca, own, token=token)
-    assert (status, body) == (200, {"client_id": client_id, "x5t#S256": own.x5t_s256})
-    assert "no-store" in head
-
-    status, _, head = call(kind, "GET", f"{url}/api/whoami/", ca, None, token=token)
-    assert status == 401 and 'error="invalid_token"' in head
-
-    status, _, head = call(kind, "GET", f"{url}/api/whoami/", ca, stranger, token=token)
-    assert status == 401 and 'error="invalid_token"' in head
+    check_bound_at_the_api(kind, url, ca, client_id, token, own, stranger)
 
 
 def test_metadata_names_the_jwk_set(jwt_deployment, e2e_pki):

@@ -183,6 +183,19 @@ def test_peerbench_P10_rows_from_a_raw_tsv(tmp_path):
     assert "SKIPPED" in peerbench.table(rows)
 
 
+def write_raw(folder: Path, runs: list[tuple[str, str, list[int]]]) -> Path:
+    """A peerbench result folder whose raw.tsv holds ``runs`` (scenario, peer, req/s of each
+    run, in file order) at 32 connections."""
+    (folder / "raw.tsv").write_text(
+        "".join(
+            f"{scenario}\t{peer}\t32\t{rep}\t{rps}\t1.0\t2.0\t{rps * 10}\t0\t0\n"
+            for scenario, peer, values in runs
+            for rep, rps in enumerate(values, 1)
+        )
+    )
+    return folder
+
+
 def test_peerbench_P7a_P7b_P11_rows_from_a_raw_tsv(tmp_path):
     """Issue #16's rows from a synthetic peerbench folder: P7a grades the tuned token endpoint
     against nop (>= 0.5x), P7b pairs the interleaved GET runs one by one and grades the median
@@ -209,13 +222,7 @@ def test_peerbench_P7a_P7b_P11_rows_from_a_raw_tsv(tmp_path):
         ("d resource GET", plain, [1200]),
         ("d resource GET", bound, [1128]),
     ]
-    raw = "".join(
-        f"{scenario}\t{peer}\t32\t{rep}\t{rps}\t1.0\t2.0\t{rps * 10}\t0\t0\n"
-        for scenario, peer, values in runs
-        for rep, rps in enumerate(values, 1)
-    )
-    (tmp_path / "raw.tsv").write_text(raw)
-    rows = peerbench.rows_from(tmp_path)
+    rows = peerbench.rows_from(write_raw(tmp_path, runs))
     p7a = next(r for r in rows if r["id"] == "P7a")
     assert p7a["ratio"] == 0.525 and p7a["verdict"] == "pass"
     p7b = next(r for r in rows if r["id"] == "P7b")
@@ -275,6 +282,77 @@ def test_P11_pairs_each_row_with_the_floor_that_ran_its_gunicorn_arguments(tmp_p
     # a label from before the arguments were named: the gthread floor goes with "tuned"
     legacy = "ours-1 (bound; tuned: gthread, CONN_MAX_AGE=600, synchronous=NORMAL)"
     assert peerbench.same_server("floor (Django; --worker-class gthread --threads 4)", legacy)
+
+
+def test_uwsgi_rows_are_reported_beside_the_graded_gunicorn_rows(tmp_path):
+    """ours_uwsgi (the tuned set-up on uWSGI) and floor_uwsgi: P7a, P7b and P10 stay graded on
+    gunicorn's tuned target; the uWSGI rows come under their own ids, each paired with the rows
+    of its own server (its DOT plain GET, its floor, its opaque GET), never with gunicorn's."""
+    from benchmarks import peerbench
+
+    gun = "--workers 2 --worker-class sync"
+    uw = "uwsgi --processes 2 --add-header Connection:close"
+    rest = "CONN_MAX_AGE=600, synchronous=NORMAL, ENGINE=django_oauth_mtls.contrib.sqlite3"
+    token, get = "b token tls_client_auth (CA-signed)", "d resource GET"
+    jwt = "ours-abc jwt (bound JWT + x5t#S256 check, jwt mode, no verification cache, ES256, "
+    runs = [
+        (token, "nop-9.13.3", [2000]),
+        (token, f"ours-abc (bound; tuned: {gun}, {rest})", [1000]),
+        (token, f"ours-abc (bound; tuned: {uw}, {rest})", [1200]),
+        ("f floor POST form (empty DRF APIView)", f"floor (Django x; {gun})", [4000]),
+        ("f floor POST form (empty DRF APIView)", f"floor (Django x pyuwsgi; {uw})", [6000]),
+        ("f floor GET (empty DRF APIView)", f"floor (Django x; {gun})", [4000]),
+        ("f floor GET (empty DRF APIView)", f"floor (Django x pyuwsgi; {uw})", [5000]),
+        (get, f"ours-abc (bound token + x5t#S256 check; tuned: {gun}, {rest})", [2000] * 4),
+        (
+            get,
+            f"ours-abc DOT OAuth2Authentication, plain token (same server; tuned: {gun}, {rest})",
+            [2000] * 4,
+        ),
+        (get, f"ours-abc (bound token + x5t#S256 check; tuned: {uw}, {rest})", [2700] * 4),
+        (
+            get,
+            f"ours-abc DOT OAuth2Authentication, plain token (same server; tuned: {uw}, {rest})",
+            [3000] * 4,
+        ),
+        (get, f"{jwt}1000-token pool; tuned: {gun}, {rest})", [3200]),
+        (get, f"{jwt}1000-token pool; tuned: {uw}, {rest})", [4000]),
+    ]
+    rows = peerbench.rows_from(write_raw(tmp_path, runs))
+    by_id: dict[str, list[dict]] = {}
+    for row in rows:
+        by_id.setdefault(row["id"], []).append(row)
+    # P7a: graded on gunicorn only; uWSGI's ratio reported under its own id.
+    [p7a] = by_id["P7a"]
+    assert p7a["ratio"] == 0.5 and p7a["verdict"] == "pass" and gun in p7a["ours"]
+    [p7a_uwsgi] = by_id["P7a-uwsgi"]
+    assert p7a_uwsgi["ratio"] == 0.6 and p7a_uwsgi["verdict"] == "would pass"
+    assert "reported" in p7a_uwsgi["aim"] and uw in p7a_uwsgi["ours"]
+    # P7b: each bound GET against the plain GET of its own server (1.0 and 0.9, not 1.35).
+    [p7b] = by_id["P7b"]
+    assert p7b["ratio"] == 1.0 and gun in p7b["ours"]
+    [p7b_uwsgi] = by_id["P7b-uwsgi"]
+    assert p7b_uwsgi["ratio"] == 0.9 and p7b_uwsgi["verdict"].startswith("short")
+    # P11: each token row against the floor of its own server set-up.
+    p11 = {r["ours"]: r for r in by_id["P11"] if r["scenario"] == token}
+    assert {r["ratio"] for r in p11.values()} == {0.25, 0.2}
+    assert all((uw in r["floor"]) == (uw in ours) for ours, r in p11.items())
+    # P10: the JWT GET on uWSGI against uWSGI's floor GET and opaque GET.
+    [p10_floor] = [r for r in by_id["P10"] if r.get("floor")]
+    assert p10_floor["ratio"] == 0.8 and gun in p10_floor["floor"]
+    uwsgi_p10 = {r["peer"]: r for r in by_id["P10-uwsgi"]}
+    floor_row = uwsgi_p10["ours jwt / floor DRF GET, same server set-up"]
+    assert floor_row["ratio"] == 0.8 and uw in floor_row["floor"]
+    assert uwsgi_p10["ours jwt / ours opaque bound GET, same set-up"]["ratio"] == round(
+        4000 / 2700, 3
+    )
+    # The table names each ratio's row, so uWSGI's rows read apart from the graded ones.
+    assert "[P7a-uwsgi] aim >= 0.5x (reported: graded on gunicorn): would pass" in (
+        peerbench.table(rows)
+    )
+    assert peerbench.same_server(f"floor (Django x pyuwsgi; {uw})", runs[2][1])
+    assert not peerbench.same_server(f"floor (Django x; {gun})", runs[2][1])
+    assert not peerbench.same_server(f"floor (Django x pyuwsgi; {uw})", runs[1][1])
 
 
 def test_pyspy_summary_counts_the_access_token_insert_before_and_after(tmp_path, capsys):
