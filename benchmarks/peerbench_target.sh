@@ -122,18 +122,24 @@ target_ours_uwsgi() { ours_run uwsgi; }
 
 ours_start_server() {  # ours_start_server <name> <dir> <port>: OURS_SERVER with OURS_ARGS
   if [ "$OURS_SERVER" = uwsgi ]; then
-    ensure_ours_uwsgi || return 1
-    # shellcheck disable=SC2086
-    start_server "$1" "$(dirname "$OURS_PY")/uwsgi" --http-socket "127.0.0.1:$3" --chdir "$2" \
-      --module oursproj.wsgi --master --need-app --die-on-term --disable-logging $OURS_UWSGI_ARGS
+    ours_uwsgi_serve "$1" "$2" "$3" oursproj.wsgi
   else
     # shellcheck disable=SC2086
     start_server "$1" "$OURS_PY" -m gunicorn --chdir "$2" $OURS_ARGS --no-control-socket \
       --bind "127.0.0.1:$3" oursproj.wsgi
   fi
 }
-ensure_ours_uwsgi() {
-  [ -x "$(dirname "$OURS_PY")/uwsgi" ] && return 0
+# uWSGI as docs/proxies.md runs it, except that SIGTERM ends it at once (--die-on-term: nothing
+# is in flight once wrk has stopped) and requests are not logged (gunicorn logs none either).
+ours_uwsgi_serve() {  # ours_uwsgi_serve <name> <dir> <port> <module>
+  ensure_ours_uwsgi || return 1
+  # shellcheck disable=SC2086
+  start_server "$1" "$(dirname "$OURS_PY")/uwsgi" --strict --http-socket "127.0.0.1:$3" \
+    --chdir "$2" --module "$4" --master --need-app --die-on-term --disable-logging $OURS_UWSGI_ARGS
+}
+ensure_ours_uwsgi() {  # OURS_UWSGI_PIN in our venv, the version the labels name
+  "$OURS_PY" -c 'import importlib.metadata as m, sys; sys.exit(m.version("pyuwsgi") != sys.argv[1])' \
+    "${OURS_UWSGI_PIN#*==}" 2>/dev/null && [ -x "$(dirname "$OURS_PY")/uwsgi" ] && return 0
   log "pip install $OURS_UWSGI_PIN (ours_uwsgi, floor_uwsgi)"
   "$OURS_PY" -m pip install -q --disable-pip-version-check "$OURS_UWSGI_PIN"
 }
@@ -146,10 +152,7 @@ target_floor_uwsgi() {
   ensure_ours_venv && ensure_ours_uwsgi || return 1
   peer="floor (Django $DOT_PIP_PINS $OURS_UWSGI_PIN; uwsgi $OURS_UWSGI_ARGS)"
   rm -rf "$dir"; mkdir -p "$dir"; cp -r "$HERE/floor/floorproj" "$dir/"
-  # shellcheck disable=SC2086
-  start_server floor-uwsgi "$(dirname "$OURS_PY")/uwsgi" --http-socket "127.0.0.1:$port" \
-    --chdir "$dir" --module floorproj.wsgi --master --need-app --die-on-term --disable-logging \
-    $OURS_UWSGI_ARGS
+  ours_uwsgi_serve floor-uwsgi "$dir" "$port" floorproj.wsgi || return 1
   wait_http "$u/floor/django"
   scenario "f floor GET (empty Django view)" "$peer" GET "$u/floor/django" "" "" '"ok": ?true'
   scenario "f floor GET (empty DRF APIView)" "$peer" GET "$u/floor/drf" "" "" '"ok": ?true'

@@ -283,52 +283,17 @@ def start_gunicorn(
         "--chdir", str(ROOT),
         "example_project.wsgi:application",
     ]  # fmt: skip
-    server = spawn(f"gunicorn[{source}]", argv, directory / "gunicorn.log", port, env=env, cwd=ROOT)
-    server.extra["probe"] = probe
-    try:
-        wait_for_http(server, "/api/certificate/")
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    log = directory / "gunicorn.log"
+    return start_probed_example(f"gunicorn[{source}]", argv, log, port, env, probe)
 
 
-#: uWSGI's ``--buffer-size``: its default, 4096 bytes, bounds the whole request head, below the
-#: app's MAX_HEADER_BYTES (16384) for the certificate field alone (docs/proxies.md).
-UWSGI_BUFFER_SIZE = 32768
-
-
-def uwsgi_arguments(
-    port: int, processes: int = 1, buffer_size: int | None = UWSGI_BUFFER_SIZE
-) -> list[str]:
-    """uWSGI serving the example over plain HTTP on loopback, as docs/proxies.md runs it:
-    ``--http-socket`` (the peer, and so ``REMOTE_ADDR``, is the proxy), ``--buffer-size``."""
-    argv = [
-        "--http-socket", f"127.0.0.1:{port}",
-        "--module", "example_project.wsgi:application",
-        "--chdir", str(ROOT),
-        "--master", "--need-app", "--die-on-term",
-        "--processes", str(processes),
-    ]  # fmt: skip
-    if buffer_size is not None:
-        argv += ["--buffer-size", str(buffer_size)]
-    return argv
-
-
-def start_uwsgi(
-    uwsgi: str,
-    directory: Path,
-    sqlite_path: Path,
-    extra_env: dict[str, str] | None = None,
-    buffer_size: int | None = UWSGI_BUFFER_SIZE,
+def start_probed_example(
+    name: str, argv: list[str], log: Path, port: int, env: dict[str, str], probe: Path
 ) -> Managed:
-    """uWSGI (``uwsgi``: its executable) on 127.0.0.1 serving the example with the nginx
-    certificate source; ``buffer_size=None`` leaves uWSGI's default."""
-    port = free_port()
-    env = example_env(sqlite_path, "nginx")
-    env.update(extra_env or {})
-    argv = [uwsgi, *uwsgi_arguments(port, buffer_size=buffer_size)]
-    server = spawn("uwsgi", argv, directory / "uwsgi.log", port, env=env, cwd=ROOT)
+    """Start an app server serving the example whose probe writes to ``probe``; return once
+    it answers ``/api/certificate/``."""
+    server = spawn(name, argv, log, port, env=env, cwd=ROOT)
+    server.extra["probe"] = probe
     try:
         wait_for_http(server, "/api/certificate/")
     except BaseException:

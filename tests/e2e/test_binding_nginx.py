@@ -19,6 +19,8 @@ from tests.conftest import require_tool
 from tests.e2e import servers
 from tests.e2e.clients import CLIENTS, TIMEOUT, Credentials
 from tests.e2e.conftest import E2EPki, _subdir
+from tests.e2e.servers import Managed
+from tests.e2e.uwsgi_server import start_uwsgi
 
 pytestmark = pytest.mark.e2e
 
@@ -38,25 +40,22 @@ print(app.client_id)
 
 @contextmanager
 def bound_example(
-    e2e_dir: Path, e2e_pki: E2EPki, name: str, *, uwsgi: str | None = None, **server: Any
-) -> Iterator[tuple[str, str, Path]]:
-    """nginx → gunicorn (``server``: ``start_gunicorn``'s keywords), or uWSGI with ``uwsgi``
-    (its executable; ``server``: ``start_uwsgi``'s keywords), with the test CA trusted, the
-    example on its own SQLite file with a bound tls_client_auth client; (url, client_id, the
-    SQLite file)."""
+    e2e_dir: Path, e2e_pki: E2EPki, name: str, *, server: str = "gunicorn", **options: Any
+) -> Iterator[tuple[str, str, Path, Managed]]:
+    """nginx → ``server`` (``"gunicorn"`` or ``"uwsgi"``; ``options``: ``start_gunicorn``'s or
+    ``start_uwsgi``'s keywords) with the test CA trusted, the example on its own SQLite file with
+    a bound tls_client_auth client; (url, client_id, the SQLite file, the app server)."""
     nginx = require_tool("nginx")
     directory = _subdir(e2e_dir, name)
     sqlite_path = directory / "example.sqlite3"
     servers.migrate(sqlite_path, directory / "migrate.log")
     client_id = servers.example_shell(sqlite_path, CREATE_CLIENT)
     trusted = {"OAUTH2_MTLS_TRUSTED_CA": str(e2e_pki.tls.ca)}
-    if uwsgi is None:
-        app = servers.start_gunicorn(
-            "nginx", _subdir(directory, "gunicorn"), sqlite_path, extra_env=trusted, **server
-        )
+    if server == "uwsgi":
+        app = start_uwsgi(_subdir(directory, "uwsgi"), sqlite_path, extra_env=trusted, **options)
     else:
-        app = servers.start_uwsgi(
-            uwsgi, _subdir(directory, "uwsgi"), sqlite_path, extra_env=trusted, **server
+        app = servers.start_gunicorn(
+            "nginx", _subdir(directory, "gunicorn"), sqlite_path, extra_env=trusted, **options
         )
     try:
         proxy = servers.start_nginx(nginx, _subdir(directory, "nginx"), e2e_pki.tls, app.port)
@@ -64,7 +63,7 @@ def bound_example(
         app.stop()
         raise
     try:
-        yield f"https://127.0.0.1:{proxy.port}", client_id, sqlite_path
+        yield f"https://127.0.0.1:{proxy.port}", client_id, sqlite_path, app
     finally:
         proxy.stop()
         app.stop()
@@ -73,7 +72,7 @@ def bound_example(
 @pytest.fixture(scope="module")
 def bound_setup(e2e_dir: Path, e2e_pki: E2EPki) -> Iterator[tuple[str, str]]:
     """(url, client_id) of ``bound_example``."""
-    with bound_example(e2e_dir, e2e_pki, "binding") as (url, client_id, _sqlite_path):
+    with bound_example(e2e_dir, e2e_pki, "binding") as (url, client_id, _sqlite_path, _app):
         yield url, client_id
 
 

@@ -39,7 +39,7 @@ print(type(connection).__module__, connection.transaction_mode, *counts)
 def two_workers(e2e_dir: Path, e2e_pki: E2EPki) -> Iterator[tuple[str, str, Path]]:
     """The example behind nginx on 2 sync gunicorn workers; (url, client_id, SQLite file)."""
     with bound_example(e2e_dir, e2e_pki, "sqlite-writers", threads=1, workers=2) as setup:
-        yield setup
+        yield setup[:3]
 
 
 def test_parallel_token_requests_each_get_a_bound_token_written_once(
