@@ -25,14 +25,13 @@ import pytest
 from tests.conftest import require_tool
 from tests.e2e.clients import CLIENTS, fetch
 from tests.e2e.conftest import E2EPki
-from tests.e2e.servers import Managed, arrived
+from tests.e2e.servers import ROOT, Managed, arrived
 from tests.e2e.test_binding_nginx import bound_example, call, check_bound_at_the_api
 from tests.e2e.uwsgi_server import uwsgi_arguments
 
 pytestmark = pytest.mark.e2e
 
 ABSENT = {"x5t#S256": None, "subject": None, "problem": "absent"}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
